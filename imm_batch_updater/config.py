@@ -1,0 +1,103 @@
+"""Settings from environment variables, read afresh on every invocation (cheap, and tests can change them).
+
+The pinned variables (see DESIGN.md) keep their names; the others are ours and are documented in the README.
+A malformed value never crashes the function: it falls back to the default and is reported once in the log.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+DEFAULT_TIMEOUT_S = 60.0  # used when the context does not say (local runs)
+
+
+def _bool(value: str | None, default: bool) -> bool:
+    if value is None or value.strip() == "":
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class Settings:
+    imm_endpoint: str | None = None
+    imm_protocol: str = "https"
+    imm_region: str | None = None
+    imm_network: str | None = None
+    imm_project: str | None = None
+    imm_precheck: bool = True
+    http_auth: str = "webhook"
+    webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
+    oss_endpoint: str | None = None
+    max_attempts: int = 4
+    backoff_base_ms: int = 200
+    backoff_max_ms: int = 5000
+    connect_timeout_ms: int = 3000
+    read_timeout_ms: int = 10000
+    max_body_bytes: int = 1024 * 1024
+    max_documents: int = 100
+    concurrency: int = 8
+    warnings: tuple[str, ...] = ()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        warnings: list[str] = []
+
+        def integer(name: str, default: int, low: int, high: int) -> int:
+            raw = env.get(name)
+            if raw is None or raw.strip() == "":
+                return default
+            try:
+                value = int(raw)
+            except ValueError:
+                warnings.append(f"{name} is not an integer; using {default}")
+                return default
+            if not low <= value <= high:
+                warnings.append(f"{name} must be between {low} and {high}; using {default}")
+                return default
+            return value
+
+        protocol = (env.get("IMM_PROTOCOL") or "https").strip().lower()
+        if protocol not in ("http", "https"):
+            warnings.append("IMM_PROTOCOL must be http or https; using https")
+            protocol = "https"
+        http_auth = (env.get("HTTP_AUTH") or "webhook").strip().lower()
+        if http_auth not in ("webhook", "none"):
+            # Fail closed: an unknown mode must never open the endpoint.
+            warnings.append("HTTP_AUTH must be webhook or none; using webhook")
+            http_auth = "webhook"
+        return cls(
+            imm_endpoint=(env.get("IMM_ENDPOINT") or "").strip() or None,
+            imm_protocol=protocol,
+            imm_region=(env.get("IMM_REGION") or "").strip() or None,
+            imm_network=(env.get("IMM_NETWORK") or "").strip().lower() or None,
+            imm_project=(env.get("IMM_PROJECT") or "").strip() or None,
+            imm_precheck=_bool(env.get("IMM_PRECHECK"), True),
+            http_auth=http_auth,
+            webhook_secrets=tuple((env.get("WEBHOOK_SECRET") or "").split()),
+            oss_endpoint=(env.get("OSS_ENDPOINT") or "").strip() or None,
+            max_attempts=integer("IMM_MAX_ATTEMPTS", 4, 1, 20),
+            backoff_base_ms=integer("IMM_BACKOFF_BASE_MS", 200, 1, 60_000),
+            backoff_max_ms=integer("IMM_BACKOFF_MAX_MS", 5000, 1, 600_000),
+            connect_timeout_ms=integer("IMM_CONNECT_TIMEOUT_MS", 3000, 100, 60_000),
+            read_timeout_ms=integer("IMM_READ_TIMEOUT_MS", 10000, 100, 600_000),
+            max_body_bytes=integer("MAX_BODY_BYTES", 1024 * 1024, 1024, 32 * 1024 * 1024),
+            max_documents=integer("MAX_DOCUMENTS", 100, 1, 1000),
+            concurrency=integer("UPDATE_CONCURRENCY", 8, 1, 64),
+            warnings=tuple(warnings),
+        )
+
+    def region(self, context_region: str | None) -> str | None:
+        return self.imm_region or context_region or os.environ.get("FC_REGION") or None
+
+    def endpoint(self, region: str | None) -> str | None:
+        """IMM host[:port]: IMM_ENDPOINT, else the public or VPC endpoint of the region."""
+        if self.imm_endpoint:
+            return self.imm_endpoint
+        if not region:
+            return None
+        if self.imm_network == "vpc":
+            return f"imm-vpc.{region}.aliyuncs.com"
+        return f"imm.{region}.aliyuncs.com"

@@ -1,0 +1,247 @@
+"""IMM calls (GetBatch, UpdateBatch, ResumeBatch) through the official SDK, with retries and error mapping.
+
+One SDK client is kept per (endpoint, credentials) and reused while the credentials stay the same, so warm
+invocations keep their HTTP connection; new STS keys get a new client. Every error becomes an `ImmError` with a
+`kind` the apply step maps onto outcome statuses. Error messages are built here from the error code and IMM's
+message: SDK exceptions carry the request (headers with the security token), so they are never logged as is.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from imm_batch_updater.credentials import Credentials
+from imm_batch_updater.retry import Deadline, RetryBudget, RetryPolicy
+
+# kinds of ImmError
+RETRY = "retry"  # network, timeout, 5xx: try again
+THROTTLE = "throttle"  # Throttling*: try again later
+NOT_FOUND = "not_found"
+PERMISSION = "permission"  # 403, Forbidden*, NoPermission
+AUTH = "auth"  # bad key / signature / token: final
+TOKEN_EXPIRED = "token_expired"  # noqa: S105 -- a kind name, not a secret. InvalidSecurityToken.Expired: new credentials, one more try
+STATE = "state"  # the batch state forbids the operation
+CLIENT = "client"  # any other 4xx: final
+
+RETRIABLE_CODES = frozenset({"ServiceUnavailable", "InternalError", "SignatureNonceUsed", "ServiceTimeout"})
+AUTH_CODE_PREFIXES = ("InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidSecurityToken", "IncompleteSignature")
+PERMISSION_CODES = ("Forbidden", "NoPermission")
+STATE_NAMES = re.compile(r"\b(Ready|Running|Failed|Suspended|Succeeded)\b")
+STATE_WORDS = re.compile(r"\b(state|status)\b", re.IGNORECASE)
+MIN_ATTEMPT_S = 0.2  # do not start an attempt with less time than this left
+
+
+@dataclass
+class ImmError(Exception):
+    kind: str
+    code: str
+    message: str
+    http_status: int | None = None
+    request_id: str | None = None
+    retry_after_ms: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+    @property
+    def retriable(self) -> bool:
+        return self.kind in (RETRY, THROTTLE)
+
+
+class ImmCallFailed(Exception):
+    def __init__(self, error: ImmError, attempts: int) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.attempts = attempts
+
+
+def names_state(message: str) -> bool:
+    """Does IMM's refusal talk about the batch state (e.g. "... when the batch state is Running")?"""
+    return bool(STATE_NAMES.search(message) and STATE_WORDS.search(message))
+
+
+def _clean_message(raw: str | None, status: int | None) -> str:
+    # The SDK formats `message` as "code: <status>, <IMM Message> request id: <id>"; keep IMM's own text.
+    text = raw or ""
+    text = re.sub(r"^code: \d+, ", "", text)
+    text = re.sub(r" request id: [\w-]+$", "", text)
+    return text[:500]
+
+
+def classify(exc: BaseException) -> ImmError:
+    """Map an SDK exception onto an ImmError (never keeping the exception's request, which holds the token)."""
+    from alibabacloud_tea_openapi.exceptions import ThrottlingException
+    from darabonba.exceptions import ResponseException, UnretryableException
+
+    if isinstance(exc, ResponseException):
+        code = str(getattr(exc, "code", None) or "Unknown")
+        status = getattr(exc, "status_code", None)
+        message = _clean_message(getattr(exc, "message", None), status)
+        request_id = getattr(exc, "request_id", None)
+        retry_after = getattr(exc, "retry_after", None)
+        retry_after = retry_after if isinstance(retry_after, int) else None
+
+        def err(kind: str) -> ImmError:
+            return ImmError(kind, code, message, status, request_id, retry_after)
+
+        if isinstance(exc, ThrottlingException) or code.startswith("Throttling") or status == 429:
+            return err(THROTTLE)
+        if code in RETRIABLE_CODES or (status is not None and status >= 500):
+            return err(RETRY)
+        if code == "InvalidSecurityToken.Expired":
+            return err(TOKEN_EXPIRED)
+        if code.startswith(AUTH_CODE_PREFIXES):
+            return err(AUTH)
+        if code == "ResourceNotFound":
+            return err(NOT_FOUND)
+        if status == 403 or code.startswith(PERMISSION_CODES):
+            return err(PERMISSION)
+        if names_state(message):
+            return err(STATE)
+        return err(CLIENT)
+    if isinstance(exc, UnretryableException):
+        inner = getattr(exc, "inner_exception", None)
+        detail = getattr(inner, "message", None) or type(inner).__name__
+        return ImmError(RETRY, "NetworkError", f"no valid answer from IMM: {str(detail)[:300]}")
+    if isinstance(exc, (OSError, TimeoutError)):
+        return ImmError(RETRY, "NetworkError", f"network error: {type(exc).__name__}")
+    return ImmError(RETRY, "UnexpectedError", f"unexpected error calling IMM: {type(exc).__name__}")
+
+
+class ImmGateway:
+    """Signed IMM calls for one invocation's credentials, with retries.
+
+    `refresh_credentials` is called when IMM says the STS token expired: the call is then retried once with
+    whatever it returns.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        protocol: str,
+        region: str | None,
+        credentials: Credentials,
+        policy: RetryPolicy,
+        deadline: Deadline,
+        connect_timeout_ms: int,
+        read_timeout_ms: int,
+        budget: RetryBudget | None = None,
+        refresh_credentials: Callable[[], Credentials] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.endpoint = endpoint
+        self.protocol = protocol
+        self.region = region
+        self.credentials = credentials
+        self.policy = policy
+        self.deadline = deadline
+        self.connect_timeout_ms = connect_timeout_ms
+        self.read_timeout_ms = read_timeout_ms
+        self.budget = budget or RetryBudget(10_000)
+        self.refresh_credentials = refresh_credentials
+        self.sleep = sleep
+
+    # -- the three operations ---------------------------------------------------------------------------------
+    def get_batch(self, project: str, batch_id: str) -> tuple[dict[str, Any], int, str | None]:
+        from alibabacloud_imm20200930 import models
+
+        request = models.GetBatchRequest(project_name=project, id=batch_id)
+        resp, attempts = self._call("get_batch_with_options", request)
+        body = resp.body
+        batch = body.batch.to_map() if body is not None and body.batch is not None else {}
+        return batch, attempts, getattr(body, "request_id", None)
+
+    def update_batch(self, project: str, batch_id: str, changes: dict[str, Any]) -> tuple[int, str | None]:
+        from alibabacloud_imm20200930 import models
+
+        request = models.UpdateBatchRequest().from_map({"ProjectName": project, "Id": batch_id, **changes})
+        if "Actions" not in changes:
+            # from_map always sets actions = [], which the SDK would send as `Actions=[]`, wiping the batch's
+            # actions. "Fields left out keep their current value": leave it out.
+            request.actions = None
+        resp, attempts = self._call("update_batch_with_options", request)
+        return attempts, getattr(resp.body, "request_id", None)
+
+    def resume_batch(self, project: str, batch_id: str) -> tuple[int, str | None]:
+        from alibabacloud_imm20200930 import models
+
+        request = models.ResumeBatchRequest(project_name=project, id=batch_id)
+        resp, attempts = self._call("resume_batch_with_options", request)
+        return attempts, getattr(resp.body, "request_id", None)
+
+    # -- retries -------------------------------------------------------------------------------------------------
+    def _call(self, method: str, request: Any) -> tuple[Any, int]:
+        from darabonba.runtime import RuntimeOptions
+
+        attempts = 0
+        refreshed = False
+        while True:
+            remaining_ms = int(self.deadline.remaining_s() * 1000)
+            if remaining_ms < MIN_ATTEMPT_S * 1000:
+                raise ImmCallFailed(
+                    ImmError(RETRY, "DeadlineExceeded", "no time left in this invocation for another attempt"),
+                    attempts,
+                )
+            runtime = RuntimeOptions(
+                read_timeout=max(100, min(self.read_timeout_ms, remaining_ms)),
+                connect_timeout=max(100, min(self.connect_timeout_ms, remaining_ms)),
+            )
+            attempts += 1
+            try:
+                return getattr(client_for(self), method)(request, runtime), attempts
+            except Exception as exc:
+                error = classify(exc)
+            if error.kind == TOKEN_EXPIRED and not refreshed and self.refresh_credentials is not None:
+                refreshed = True
+                self.credentials = self.refresh_credentials()
+                continue
+            if error.kind == TOKEN_EXPIRED:
+                error.kind = AUTH
+            if not error.retriable or attempts >= self.policy.max_attempts:
+                raise ImmCallFailed(error, attempts)
+            delay = self.policy.delay_s(attempts, error.retry_after_ms)
+            # Give up now if waiting would leave no time for the next attempt; the platform retries later.
+            if delay + MIN_ATTEMPT_S > self.deadline.remaining_s() or not self.budget.take():
+                raise ImmCallFailed(error, attempts)
+            self.sleep(delay)
+
+
+_clients: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+_clients_lock = threading.Lock()
+MAX_CLIENTS = 4  # a few live credential sets at most (rotation overlaps); the oldest client is dropped
+
+
+def client_for(gateway: ImmGateway) -> Any:
+    """The SDK client for the gateway's endpoint and credentials, reused across invocations of this instance."""
+    creds = gateway.credentials
+    key = (gateway.endpoint, gateway.protocol, gateway.region, creds.cache_key)
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is not None:
+            _clients.move_to_end(key)
+            return client
+    from alibabacloud_imm20200930.client import Client
+    from alibabacloud_tea_openapi.models import Config
+
+    config = Config(
+        access_key_id=creds.access_key_id,
+        access_key_secret=creds.access_key_secret,
+        security_token=creds.security_token,
+        endpoint=gateway.endpoint,
+        protocol=gateway.protocol,
+        region_id=gateway.region,
+        connect_timeout=gateway.connect_timeout_ms,
+        read_timeout=gateway.read_timeout_ms,
+    )
+    client = Client(config)
+    with _clients_lock:
+        _clients[key] = client
+        while len(_clients) > MAX_CLIENTS:
+            _clients.popitem(last=False)
+    return client

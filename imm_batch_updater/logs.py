@@ -1,0 +1,43 @@
+"""One JSON object per line on stdout, for everything the function writes itself (FC ships stdout to SLS;
+set `logBeginRule: None` so lines are not merged).
+
+Only the fields passed in are written: callers pass ids, statuses and error codes, never credentials, tokens,
+signatures, webhook secrets or request headers.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from typing import Any, TextIO
+
+_lock = threading.Lock()
+
+
+def _ts() -> str:
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+
+
+def log(level: str, msg: str, stream: TextIO | None = None, **fields: Any) -> None:
+    record = {"ts": _ts(), "level": level, "msg": msg}
+    record.update({k: v for k, v in fields.items() if v is not None})
+    line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str)
+    out = stream or sys.stdout
+    with _lock:
+        out.write(line + "\n")
+        out.flush()
+
+
+def info(msg: str, **fields: Any) -> None:
+    log("INFO", msg, **fields)
+
+
+def warning(msg: str, **fields: Any) -> None:
+    log("WARNING", msg, **fields)
+
+
+def error(msg: str, **fields: Any) -> None:
+    log("ERROR", msg, **fields)

@@ -1,0 +1,34 @@
+"""The always-on sink: one JSON log line per outcome on stdout."""
+
+from __future__ import annotations
+
+from imm_batch_updater import logs
+from imm_batch_updater.outcome import Outcome
+from imm_batch_updater.sinks.base import Invocation
+
+
+class LogSink:
+    name = "log"
+
+    def emit(self, outcomes: list[Outcome], invocation: Invocation, duration_ms: int) -> None:
+        for o in outcomes:
+            level = "INFO" if o.ok else ("WARNING" if o.final else "ERROR")
+            logs.log(
+                level,
+                "outcome",
+                request_id=invocation.request_id,
+                function=invocation.function_name,
+                source=o.source or invocation.source,
+                message_id=o.message_id,
+                index=o.index,
+                project=o.project,
+                batch_id=o.batch_id,
+                status=o.status,
+                final=o.final,
+                resumed=o.resumed if o.status == "updated" else None,
+                error_code=o.error.code if o.error else None,
+                error_message=o.error.message if o.error else None,
+                attempts=o.attempts,
+                imm_request_id=o.request_id,
+                duration_ms=duration_ms,
+            )

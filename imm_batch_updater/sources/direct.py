@@ -1,0 +1,24 @@
+"""Direct invocation (`s invoke`, the FC API, another function): the event is the document or an array of them.
+
+Also the fallback for anything no other adapter recognises, so a malformed event still gets a clear `invalid`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from imm_batch_updater.sources.base import Message
+
+
+class DirectSource:
+    name = "direct"
+
+    def matches(self, event: Any) -> bool:
+        return True
+
+    def messages(self, event: Any, ctx: Any) -> list[Message]:
+        raw = getattr(ctx, "raw_event", b"")
+        if raw:
+            # Keep the raw bytes: size limits and strict JSON parsing apply the same way as for every trigger.
+            return [Message(source=self.name, message_id=getattr(ctx, "request_id", None), body=raw)]
+        return [Message(source=self.name, message_id=getattr(ctx, "request_id", None), parsed=event)]

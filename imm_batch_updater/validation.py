@@ -1,0 +1,94 @@
+"""Validate update documents against `schema/update-request.schema.json` (JSON Schema draft 2020-12).
+
+The validator is compiled once per instance. Errors name the JSON Pointer of the offending field and the rule it
+broke, never the value (a document may carry something secret in the wrong field):
+
+    >>> problems = validate({"ProjectName": "p", "Id": "b", "Tags": {"k": "v"}, "Resum": True})
+    >>> [(p.path, p.message) for p in problems]
+    [('/Resum', 'unknown field (not allowed here)')]
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema" / "update-request.schema.json"
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str  # JSON Pointer, "" for the whole document
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"path": self.path, "message": self.message}
+
+
+@lru_cache(maxsize=1)
+def schema_text() -> str:
+    return SCHEMA_PATH.read_text(encoding="utf-8")
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict[str, Any]:
+    return json.loads(schema_text())
+
+
+@lru_cache(maxsize=1)
+def _validator() -> Any:
+    from jsonschema import Draft202012Validator
+
+    Draft202012Validator.check_schema(schema())
+    return Draft202012Validator(schema())
+
+
+def pointer(parts: Any) -> str:
+    """RFC 6901 JSON Pointer for a path of keys and indexes."""
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+def _describe(error: Any) -> list[tuple[list[Any], str]]:
+    """(path parts, message) pairs for one jsonschema error, without echoing the instance value."""
+    path = list(error.absolute_path)
+    kw, rule = error.validator, error.validator_value
+    if "propertyNames" in error.schema_path:
+        # The error path is the object, not the key: the key is not echoed (it may be anything).
+        return [(path, "every key must be 1 to 128 characters long")]
+    if kw == "required" and isinstance(error.instance, dict):
+        # Point at each missing member itself: "/ProjectName" says more than "".
+        return [(path + [name], "is required") for name in rule if name not in error.instance]
+    if kw == "additionalProperties" and isinstance(error.instance, dict) and rule is False:
+        allowed = set(error.schema.get("properties", {}))
+        return [(path + [k], "unknown field (not allowed here)") for k in error.instance if k not in allowed]
+    if kw == "anyOf" and not path and all("required" in s for s in rule):
+        names = ", ".join(s["required"][0] for s in rule)
+        return [(path, f"at least one of {names} is required")]
+    if kw == "type":
+        types = rule if isinstance(rule, list) else [rule]
+        return [(path, "must be of type " + " or ".join(types))]
+    messages = {
+        "minLength": f"must be at least {rule} characters long",
+        "maxLength": f"must be at most {rule} characters long",
+        "pattern": f"must match the pattern {rule}",
+        "minItems": f"must have at least {rule} item(s)",
+        "maxItems": f"must have at most {rule} items",
+        "maxProperties": f"must have at most {rule} entries",
+        "minProperties": f"must have at least {rule} entries",
+        "enum": "must be one of the allowed values",
+        "const": f"must be {json.dumps(rule)}",
+    }
+    return [(path, messages.get(kw, f"fails the schema rule '{kw}'"))]
+
+
+def validate(document: Any) -> list[Problem]:
+    """All problems with `document` (empty when it is valid), sorted by path."""
+    problems: dict[tuple[str, str], Problem] = {}
+    for error in _validator().iter_errors(document):
+        for parts, message in _describe(error):
+            problem = Problem(pointer(parts), message)
+            problems.setdefault((problem.path, problem.message), problem)
+    return sorted(problems.values(), key=lambda p: (p.path, p.message))

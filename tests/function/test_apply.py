@@ -1,0 +1,166 @@
+"""Apply semantics through handler.handler (direct invocation) against the emulator's IMM state machine."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import FAILED, PROJECT, READY, RUNNING
+
+TAGS = {"Tags": {"owner": "media-team"}}
+
+
+def one(result):
+    [item] = result["results"]
+    return item
+
+
+def test_update_sends_only_the_given_fields(invoke, emu):
+    before = emu.imm.get_batch(PROJECT, READY)
+    result = one(invoke.direct({"ProjectName": PROJECT, "Id": READY, "Actions": [{"Name": "video/convert"}]}))
+    after = emu.imm.get_batch(PROJECT, READY)
+    assert result["status"] == "updated"
+    assert after["Actions"][0]["Name"] == "video/convert"
+    assert after["Input"] == before["Input"] and after["Tags"] == before["Tags"] and after["State"] == "Ready"
+
+
+def test_precheck_reads_before_updating(invoke, emu):
+    invoke.direct({"ProjectName": PROJECT, "Id": READY, **TAGS})
+    assert [c.action for c in emu.calls(service="imm")] == ["GetBatch", "UpdateBatch"]
+
+
+def test_precheck_off_makes_one_call(invoke, emu, fn_env):
+    fn_env.setenv("IMM_PRECHECK", "false")
+    assert one(invoke.direct({"ProjectName": PROJECT, "Id": READY, **TAGS}))["status"] == "updated"
+    assert [c.action for c in emu.calls(service="imm")] == ["UpdateBatch"]
+
+
+def test_not_found_batch_and_project(invoke):
+    assert one(invoke.direct({"ProjectName": PROJECT, "Id": "batch-missing", **TAGS}))["status"] == "not_found"
+    result = one(invoke.direct({"ProjectName": "no-such-project", "Id": READY, **TAGS}))
+    assert result["status"] == "not_found" and result["error"]["code"] == "ResourceNotFound"
+
+
+def test_running_batch_is_a_conflict_and_untouched(invoke, emu):
+    before = emu.imm.get_batch(PROJECT, RUNNING)
+    result = one(invoke.direct({"ProjectName": PROJECT, "Id": RUNNING, **TAGS}))
+    assert result["status"] == "conflict" and result["state"] == "Running"
+    assert emu.imm.get_batch(PROJECT, RUNNING)["Tags"] == before["Tags"]
+    assert emu.calls(action="UpdateBatch") == []
+
+
+@pytest.mark.parametrize("state", ["Suspended", "Succeeded"])
+def test_other_non_updatable_states_conflict(invoke, emu, state):
+    emu.imm.set_state(PROJECT, READY, state)
+    assert one(invoke.direct({"ProjectName": PROJECT, "Id": READY, **TAGS}))["status"] == "conflict"
+
+
+def test_resume_after_updating_a_failed_batch(invoke, emu):
+    result = one(invoke.direct({"ProjectName": PROJECT, "Id": FAILED, **TAGS, "Resume": True}))
+    assert result["status"] == "updated" and result["resumed"] is True
+    assert emu.imm.get_batch(PROJECT, FAILED)["State"] == "Running"
+
+
+def test_resume_is_not_called_for_a_ready_batch(invoke, emu):
+    result = one(invoke.direct({"ProjectName": PROJECT, "Id": READY, **TAGS, "Resume": True}))
+    assert result["status"] == "updated" and result["resumed"] is False
+    assert emu.calls(action="ResumeBatch") == []
+
+
+def test_failed_batch_without_resume_stays_failed(invoke, emu):
+    result = one(invoke.direct({"ProjectName": PROJECT, "Id": FAILED, **TAGS}))
+    assert result["resumed"] is False and emu.imm.get_batch(PROJECT, FAILED)["State"] == "Failed"
+
+
+def test_dry_run_reports_a_diff_and_changes_nothing(invoke, emu):
+    before = emu.imm.get_batch(PROJECT, READY)
+    doc = {"ProjectName": PROJECT, "Id": READY, "Tags": {"owner": "x"}, "Input": before["Input"], "DryRun": True}
+    result = one(invoke.direct(doc))
+    assert result["status"] == "dry_run"
+    assert result["diff"] == {"Tags": {"from": before["Tags"], "to": {"owner": "x"}}}  # Input unchanged: not listed
+    assert emu.imm.get_batch(PROJECT, READY) == before and emu.calls(action="UpdateBatch") == []
+
+
+def test_dry_run_on_running_batch_is_conflict_with_diff(invoke):
+    result = one(invoke.direct({"ProjectName": PROJECT, "Id": RUNNING, **TAGS, "DryRun": True}))
+    assert result["status"] == "conflict" and "Tags" in result["diff"]
+
+
+def test_dry_run_reads_even_without_precheck(invoke, emu, fn_env):
+    fn_env.setenv("IMM_PRECHECK", "false")
+    assert one(invoke.direct({"ProjectName": PROJECT, "Id": READY, **TAGS, "DryRun": True}))["status"] == "dry_run"
+    assert emu.calls(action="UpdateBatch") == []
+
+
+def test_without_precheck_a_state_refusal_naming_the_state_is_conflict(invoke, fn_env):
+    fn_env.setenv("IMM_PRECHECK", "false")
+    result = one(invoke.direct({"ProjectName": PROJECT, "Id": RUNNING, **TAGS}))
+    assert result["status"] == "conflict" and result["error"]["code"] == "InvalidArgument"
+
+
+def test_without_precheck_a_refusal_not_naming_the_state_is_rejected(invoke, emu, fn_env):
+    fn_env.setenv("IMM_PRECHECK", "false")
+    emu.imm.set_wrong_state_error(message="The operation is not allowed.")
+    result = one(invoke.direct({"ProjectName": PROJECT, "Id": RUNNING, **TAGS}))
+    assert result["status"] == "rejected"
+
+
+def test_without_precheck_resume_refused_for_state_is_not_an_error(invoke, emu, fn_env):
+    fn_env.setenv("IMM_PRECHECK", "false")
+    result = one(invoke.direct({"ProjectName": PROJECT, "Id": READY, **TAGS, "Resume": True}))
+    assert result["status"] == "updated" and result["resumed"] is False
+    assert len(emu.calls(action="ResumeBatch")) == 1
+    result = one(invoke.direct({"ProjectName": PROJECT, "Id": FAILED, **TAGS, "Resume": True}))
+    assert result["resumed"] is True
+
+
+def test_permission_refusal_is_rejected_403(invoke, emu):
+    emu.faults.inject("UpdateBatch", "error", count=1, status=403, code="Forbidden.RAM",
+                      message="User not authorized to operate on the specified resource.")
+    status, body, _ = invoke.post({"ProjectName": PROJECT, "Id": READY, **TAGS})
+    assert status == 403 and body["results"][0]["status"] == "rejected"
+    assert body["results"][0]["error"]["code"] == "Forbidden.RAM"
+
+
+def test_other_client_error_is_rejected_422(invoke, emu):
+    emu.faults.inject("UpdateBatch", "error", count=1, status=400, code="InvalidArgument",
+                      message="The parameter Actions is invalid.")
+    status, body, _ = invoke.post({"ProjectName": PROJECT, "Id": READY, **TAGS})
+    assert status == 422 and body["results"][0]["attempts"] == 2  # GetBatch + one UpdateBatch, no retry
+
+
+def test_unknown_access_key_is_rejected_and_final(invoke, emu, sts):
+    emu.keyring.remove(sts.access_key_id)
+    result = one(invoke.direct({"ProjectName": PROJECT, "Id": READY, **TAGS}))  # final: no raise
+    assert result["status"] == "rejected" and result["error"]["code"].startswith("InvalidAccessKeyId")
+
+
+def test_wrong_secret_is_rejected(invoke, emu, sts):
+    emu.keyring.add(sts.access_key_id, "another-secret", sts.security_token)
+    result = one(invoke.direct({"ProjectName": PROJECT, "Id": READY, **TAGS}))
+    assert result["status"] == "rejected" and result["error"]["code"] == "SignatureDoesNotMatch"
+
+
+def test_same_batch_twice_in_one_delivery_last_wins(invoke, emu):
+    docs = [{"ProjectName": PROJECT, "Id": READY, "Tags": {"v": str(i)}} for i in range(5)]
+    result = invoke.direct(docs)
+    assert [r["status"] for r in result["results"]] == ["updated"] * 5
+    assert emu.imm.get_batch(PROJECT, READY)["Tags"] == {"v": "4"}
+
+
+def test_identical_consecutive_duplicates_are_applied_once(invoke, emu):
+    doc = {"ProjectName": PROJECT, "Id": READY, "Tags": {"v": "same"}}
+    result = invoke.direct([doc, doc, {**doc, "Tags": {"v": "other"}}, doc])
+    assert [r["status"] for r in result["results"]] == ["updated"] * 4
+    assert len(emu.calls(action="UpdateBatch")) == 3  # A, (A skipped), B, A
+    assert emu.imm.get_batch(PROJECT, READY)["Tags"] == {"v": "same"}
+
+
+def test_direct_invalid_input_is_final_and_does_not_raise(invoke):
+    result = invoke.direct(None, raw=b"\x00\x01 not json")
+    assert one(result)["status"] == "invalid"
+
+
+def test_imm_project_default(invoke, fn_env):
+    fn_env.setenv("IMM_PROJECT", PROJECT)
+    result = one(invoke.direct({"Id": READY, **TAGS}))
+    assert result["status"] == "updated" and result["project"] == PROJECT
