@@ -99,8 +99,13 @@ def http_event(
             "accountId": "1234567890",
             "domainName": "x.cn-hangzhou.fcapp.run",
             "domainPrefix": "x",
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1",
-                     "userAgent": "pytest"},
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": "pytest",
+            },
             "requestId": str(uuid.uuid4()),
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "timeEpoch": str(int(time.time() * 1000)),
@@ -168,8 +173,18 @@ class Invoker:
         event = raw if raw is not None else json.dumps(document).encode()
         return handler.handler(event, context or fc_context(self.sts))
 
-    def post(self, document: Any = None, *, body: bytes | None = None, headers=None, sign=True, path="/",
-             method="POST", context=None, base64_body=False) -> tuple[int, dict[str, Any], dict[str, Any]]:
+    def post(
+        self,
+        document: Any = None,
+        *,
+        body: bytes | None = None,
+        headers=None,
+        sign=True,
+        path="/",
+        method="POST",
+        context=None,
+        base64_body=False,
+    ) -> tuple[int, dict[str, Any], dict[str, Any]]:
         raw = body if body is not None else json.dumps(document).encode()
         hdrs = dict(headers or {})
         if sign:

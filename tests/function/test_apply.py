@@ -114,16 +114,23 @@ def test_without_precheck_resume_refused_for_state_is_not_an_error(invoke, emu, 
 
 
 def test_permission_refusal_is_rejected_403(invoke, emu):
-    emu.faults.inject("UpdateBatch", "error", count=1, status=403, code="Forbidden.RAM",
-                      message="User not authorized to operate on the specified resource.")
+    emu.faults.inject(
+        "UpdateBatch",
+        "error",
+        count=1,
+        status=403,
+        code="Forbidden.RAM",
+        message="User not authorized to operate on the specified resource.",
+    )
     status, body, _ = invoke.post({"ProjectName": PROJECT, "Id": READY, **TAGS})
     assert status == 403 and body["results"][0]["status"] == "rejected"
     assert body["results"][0]["error"]["code"] == "Forbidden.RAM"
 
 
 def test_other_client_error_is_rejected_422(invoke, emu):
-    emu.faults.inject("UpdateBatch", "error", count=1, status=400, code="InvalidArgument",
-                      message="The parameter Actions is invalid.")
+    emu.faults.inject(
+        "UpdateBatch", "error", count=1, status=400, code="InvalidArgument", message="The parameter Actions is invalid."
+    )
     status, body, _ = invoke.post({"ProjectName": PROJECT, "Id": READY, **TAGS})
     assert status == 422 and body["results"][0]["attempts"] == 2  # GetBatch + one UpdateBatch, no retry
 

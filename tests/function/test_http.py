@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 import time
 
-from tests.conftest import PROJECT, READY, RUNNING, fc_context, http_event, new_secret, signed_headers
-
 import handler
+from tests.conftest import PROJECT, READY, RUNNING, fc_context, http_event, new_secret, signed_headers
 
 UPDATE = {"ProjectName": PROJECT, "Id": READY, "Tags": {"env": "prod"}}
 
@@ -49,8 +48,9 @@ def test_stale_and_future_timestamps_are_401(invoke, emu):
         assert status == 401 and "5 minutes" in body["results"][0]["error"]["message"]
     # Within the tolerance both ways is fine.
     for skew in (-200, +200):
-        status, _, _ = invoke.post(body=raw, sign=False, headers=signed_headers(invoke.secret, raw,
-                                                                               timestamp=int(time.time()) + skew))
+        status, _, _ = invoke.post(
+            body=raw, sign=False, headers=signed_headers(invoke.secret, raw, timestamp=int(time.time()) + skew)
+        )
         assert status == 200
 
 
@@ -117,8 +117,7 @@ def test_base64_body(invoke):
 
 
 def test_bad_base64_body_is_400(invoke):
-    status, body, _ = invoke.post(body=b"%%%not base64%%%", base64_body=False, sign=False,
-                                  headers={}, path="/")
+    status, body, _ = invoke.post(body=b"%%%not base64%%%", base64_body=False, sign=False, headers={}, path="/")
     assert status == 401  # unsigned first
     event = json.loads(http_event("POST", "/", b"", {}))
     event["body"], event["isBase64Encoded"] = "%%%", True

@@ -1,0 +1,108 @@
+"""Retries against injected IMM faults: what is retried, how often, how long, and what the platform sees."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from imm_batch_updater.app import DeliveryIncomplete
+from tests.conftest import PROJECT, READY, fc_context
+
+DOC = {"ProjectName": PROJECT, "Id": READY, "Tags": {"k": "v"}}
+
+
+@pytest.mark.parametrize(
+    ("kind", "opts"),
+    [
+        ("throttle", {"status": 400}),
+        ("throttle", {"status": 429}),
+        ("throttle", {"status": 429, "retry_after": 30}),
+        ("internal", {}),
+        ("unavailable", {}),
+        ("bad_gateway", {}),
+        ("drop", {}),
+    ],
+)
+def test_transient_faults_are_retried_until_success(invoke, emu, kind, opts):
+    emu.faults.inject("UpdateBatch", kind, count=3, **opts)
+    [result] = invoke.direct(DOC)["results"]
+    assert result["status"] == "updated"
+    assert result["attempts"] == 1 + 4  # GetBatch + 3 failed UpdateBatch + 1 good
+    assert len(emu.calls(action="UpdateBatch")) == 4
+
+
+def test_persistent_throttling_is_throttled_and_the_event_trigger_raises(invoke, emu):
+    emu.faults.inject("UpdateBatch", "throttle", count=None, status=429)
+    with pytest.raises(DeliveryIncomplete, match="throttled"):
+        invoke.direct(DOC)
+    assert len(emu.calls(action="UpdateBatch")) == 4  # IMM_MAX_ATTEMPTS default
+
+
+def test_persistent_5xx_over_http_is_502_and_does_not_raise(invoke, emu):
+    emu.faults.inject("GetBatch", "internal", count=None)
+    status, body, _ = invoke.post(DOC)
+    assert status == 502 and body["results"][0]["status"] == "failed"
+
+
+def test_throttled_over_http_is_429(invoke, emu):
+    emu.faults.inject("UpdateBatch", "throttle", count=None, status=400)
+    assert invoke.post(DOC)[0] == 429
+
+
+def test_max_attempts_is_configurable(invoke, emu, fn_env):
+    fn_env.setenv("IMM_MAX_ATTEMPTS", "2")
+    emu.faults.inject("UpdateBatch", "unavailable", count=None)
+    with pytest.raises(DeliveryIncomplete):
+        invoke.direct(DOC)
+    assert len(emu.calls(action="UpdateBatch")) == 2
+
+
+def test_client_errors_are_not_retried(invoke, emu):
+    emu.faults.inject("UpdateBatch", "error", count=None, status=400, code="InvalidArgument", message="bad")
+    [result] = invoke.direct(DOC)["results"]  # final: no raise
+    assert result["status"] == "rejected" and len(emu.calls(action="UpdateBatch")) == 1
+
+
+def test_retry_after_is_honoured(invoke, emu):
+    emu.faults.inject("UpdateBatch", "throttle", count=1, status=429, retry_after=400)
+    started = time.monotonic()
+    [result] = invoke.direct(DOC)["results"]
+    assert result["status"] == "updated" and time.monotonic() - started >= 0.4
+
+
+def test_read_timeout_is_retried(invoke, emu, fn_env):
+    fn_env.setenv("IMM_READ_TIMEOUT_MS", "300")
+    emu.faults.inject("UpdateBatch", "latency", count=1, seconds=1.0)
+    [result] = invoke.direct(DOC)["results"]
+    assert result["status"] == "updated" and result["attempts"] == 3
+
+
+def test_invocation_ends_within_the_function_timeout(invoke, emu, fn_env):
+    # Each attempt hangs past the read timeout; the function timeout is 3 s (FC's default).
+    fn_env.setenv("IMM_READ_TIMEOUT_MS", "10000")
+    fn_env.setenv("IMM_MAX_ATTEMPTS", "20")
+    emu.faults.inject("UpdateBatch", "latency", count=None, seconds=4.0)
+    started = time.monotonic()
+    with pytest.raises(DeliveryIncomplete):
+        invoke.direct(DOC, context=fc_context(invoke.sts, timeout=3))
+    assert time.monotonic() - started < 3.0
+
+
+def test_connection_refused_is_failed(invoke, fn_env):
+    fn_env.setenv("IMM_ENDPOINT", "127.0.0.1:9")  # discard port: nothing listens
+    fn_env.setenv("IMM_MAX_ATTEMPTS", "2")
+    status, body, _ = invoke.post(DOC)
+    assert status == 502 and body["results"][0]["error"]["code"] == "NetworkError"
+
+
+def test_a_retry_storm_is_cut_off(invoke, emu):
+    # 30 documents for 30 batches against an IMM that throttles everything: the delivery-wide retry budget
+    # (2 per document) stops well before 30 x 4 attempts; the platform retries the delivery later.
+    for i in range(30):
+        emu.imm.create_batch(PROJECT, id=f"batch-storm-{i}", state="Ready")
+    emu.faults.inject("UpdateBatch", "throttle", count=None, status=429)
+    docs = [{"ProjectName": PROJECT, "Id": f"batch-storm-{i}", "Tags": {"k": "v"}} for i in range(30)]
+    with pytest.raises(DeliveryIncomplete):
+        invoke.direct(docs)
+    assert len(emu.calls(action="UpdateBatch")) <= 30 + 60
