@@ -1,0 +1,1 @@
+"""Development tools (local server, signing, local invoke). Never deployed with the function."""
