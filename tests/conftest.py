@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import secrets
 import sys
 import time
@@ -19,6 +20,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -31,6 +33,11 @@ for _name in ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", 
 import handler  # noqa: E402
 from emulator import Emulator  # noqa: E402
 
+# Hypothesis profiles: `ci` (default, sized for the CI budget) and `long` (HYPOTHESIS_PROFILE=long, for local soak).
+hypothesis_settings.register_profile("ci", max_examples=100, deadline=None, derandomize=True)
+hypothesis_settings.register_profile("long", max_examples=5000, deadline=None)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
 FUNCTION_ENV = (
     "IMM_ENDPOINT IMM_PROTOCOL IMM_REGION IMM_NETWORK IMM_PROJECT IMM_PRECHECK HTTP_AUTH WEBHOOK_SECRET OSS_ENDPOINT "
     "IMM_MAX_ATTEMPTS IMM_BACKOFF_BASE_MS IMM_BACKOFF_MAX_MS IMM_CONNECT_TIMEOUT_MS IMM_READ_TIMEOUT_MS "
@@ -42,8 +49,63 @@ PROJECT = "demo-project"
 READY, RUNNING, FAILED = "batch-demo-ready", "batch-demo-running", "batch-demo-failed"
 
 
+# ---- secret-leak guard ---------------------------------------------------------------------------------------
+# Every key secret, security token and webhook secret a test creates is registered here; after each test, its
+# captured stdout/stderr/log output and every line the function logged (tapped below, even if the test consumed it
+# with capsys) are searched for them and for anything shaped like a request signature. A hit fails the test.
+SECRETS: set[str] = set()
+SIGNATURE_SHAPES = [
+    re.compile(r"Signature=[0-9a-f]{64}"),  # ACS3-HMAC-SHA256 (IMM, FC 3.0)
+    re.compile(r"v1,[A-Za-z0-9+/]{43}="),  # Standard Webhooks
+    re.compile(r"\b(?:OSS|MNS) [^\s:\"']+:[A-Za-z0-9+/]{27}="),  # OSS V1 / MNS HMAC-SHA1
+    re.compile(r"OSS4-HMAC-SHA256 Credential=[^\s]+Signature=[0-9a-f]{64}"),
+]
+
+
+def register_secret(*values: str | None) -> None:
+    SECRETS.update(v for v in values if v and len(v) >= 8)
+
+
+def find_leaks(text: str) -> list[str]:
+    leaks = [f"secret ...{s[-4:]}" for s in SECRETS if s in text]
+    leaks += [f"signature shape {p.pattern}" for p in SIGNATURE_SHAPES if p.search(text)]
+    return leaks
+
+
+_LOGGED: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _tap_function_logs(monkeypatch):
+    from imm_batch_updater import logs
+
+    original = logs.log
+
+    def tapped(level, msg, stream=None, **fields):
+        _LOGGED.append(json.dumps({"level": level, "msg": msg, **fields}, default=str))
+        original(level, msg, stream, **fields)
+
+    monkeypatch.setattr(logs, "log", tapped)
+    _LOGGED.clear()
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    result = yield
+    report = result.get_result()
+    if report.when == "call" and report.passed:
+        text = "\n".join(content for _, content in report.sections) + "\n" + "\n".join(_LOGGED)
+        leaks = find_leaks(text)
+        if leaks:
+            report.outcome = "failed"
+            report.longrepr = "secret material in the test's output: " + ", ".join(sorted(set(leaks)))
+
+
 def new_secret() -> str:
-    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+    register_secret(secret, secret[len("whsec_") :])
+    return secret
 
 
 class StsKey:
@@ -53,6 +115,7 @@ class StsKey:
         self.access_key_id = "STS.test" + secrets.token_hex(6)
         self.access_key_secret = secrets.token_urlsafe(24)
         self.security_token = "tok-" + secrets.token_urlsafe(48)
+        register_secret(self.access_key_secret, self.security_token)
 
     def as_context_credentials(self) -> SimpleNamespace:
         return SimpleNamespace(

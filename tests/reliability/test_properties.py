@@ -1,0 +1,117 @@
+"""Property tests (hypothesis + hypothesis-jsonschema): the schema, the validator and what reaches IMM agree.
+
+- every document valid under the schema is accepted and reaches IMM with exactly its fields;
+- mutated documents (missing, unknown, wrong-typed, oversized fields) are refused with the right JSON Pointer,
+  and IMM is never called.
+
+Example counts follow the hypothesis profile: `ci` (default) or `long` (HYPOTHESIS_PROFILE=long).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis_jsonschema import from_schema
+
+from imm_batch_updater.validation import schema, validate
+from tests.conftest import PROJECT, READY
+
+VALID = from_schema(schema())
+FIXTURES_OK = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large]
+
+
+@settings(suppress_health_check=FIXTURES_OK)
+@given(doc=VALID)
+def test_generated_documents_are_valid(doc):
+    assert validate(doc) == []
+
+
+@settings(suppress_health_check=FIXTURES_OK, deadline=None, max_examples=60)
+@given(doc=VALID)
+def test_valid_documents_reach_imm_with_exactly_their_fields(invoke, emu, doc):
+    doc = {**doc, "ProjectName": PROJECT, "Id": READY, "DryRun": False, "Resume": False}
+    emu.imm.set_state(PROJECT, READY, "Ready")
+    before = emu.imm.get_batch(PROJECT, READY)
+    [result] = invoke.direct(doc)["results"]
+    assert result["status"] == "updated", result
+    after = emu.imm.get_batch(PROJECT, READY)
+    for field in ("Input", "Actions", "Tags"):
+        if field in doc:
+            assert after[field] == doc[field], field
+        else:
+            assert after[field] == before[field], field  # left out: kept
+
+
+def _containers(doc, path=()):
+    """Every object in the document that has a closed set of keys, with its JSON path."""
+    yield path, doc
+    if isinstance(doc.get("Input"), dict):
+        yield ("Input",), doc["Input"]
+        if isinstance(doc["Input"].get("OSS"), dict):
+            yield ("Input", "OSS"), doc["Input"]["OSS"]
+    for i, action in enumerate(doc.get("Actions") or []):
+        yield ("Actions", i), action
+
+
+def _at(doc, path):
+    for part in path:
+        doc = doc[part]
+    return doc
+
+
+def _pointer(path):
+    return "".join(f"/{p}" for p in path)
+
+
+@st.composite
+def mutated(draw):
+    """(document, JSON Pointer that must be reported) for one deliberate mistake."""
+    doc = copy.deepcopy(draw(VALID))
+    kind = draw(st.sampled_from(["unknown", "wrong_type", "missing", "oversize"]))
+    if kind == "unknown":
+        containers = list(_containers(doc))
+        path, target = draw(st.sampled_from(containers))
+        name = draw(st.text(alphabet="abcdefghijklmnopqrstuvwxyzXYZ", min_size=1, max_size=12))
+        if name in target or name in {
+            "ProjectName",
+            "Id",
+            "Input",
+            "Actions",
+            "Tags",
+            "Resume",
+            "DryRun",
+            "OSS",
+            "Bucket",
+            "Prefix",
+            "MatchExpressions",
+            "Name",
+            "Parameters",
+        }:
+            name = name + "Typo"
+        target[name] = draw(st.one_of(st.integers(), st.text(max_size=5)))
+        return doc, _pointer((*path, name))
+    if kind == "wrong_type":
+        field = draw(st.sampled_from(["ProjectName", "Id", "Resume", "DryRun"]))
+        doc[field] = draw(st.sampled_from([[], {}, 3.5] if field in ("ProjectName", "Id") else ["yes", 1, None]))
+        return doc, f"/{field}"
+    if kind == "missing":
+        field = draw(st.sampled_from(["ProjectName", "Id"]))
+        doc.pop(field)
+        return doc, f"/{field}"
+    doc["Id"] = "b" * draw(st.integers(129, 5000))
+    return doc, "/Id"
+
+
+@settings(suppress_health_check=FIXTURES_OK, deadline=None)
+@given(case=mutated())
+def test_mutated_documents_are_refused_with_their_path(invoke, emu, case):
+    doc, expected = case
+    before = len(emu.calls(service="imm"))
+    [result] = invoke.direct(doc)["results"]
+    assert result["status"] == "invalid"
+    assert expected in [d["path"] for d in result["error"]["details"]], (expected, result["error"]["details"])
+    assert len(emu.calls(service="imm")) == before
+    assert json.dumps(result)  # serialisable, no exception objects inside
