@@ -1,0 +1,173 @@
+"""Fuzzing: random bytes, random JSON and near-miss trigger events through handler.handler.
+
+Never an uncaught exception, never an IMM call, always a well-formed answer. The `ci` hypothesis profile runs
+EVENTS_PER_SHAPE examples per shape (well over 10,000 events in all); HYPOTHESIS_PROFILE=long runs 5,000 per shape.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import handler
+from tests.conftest import fc_context, http_event
+
+LONG = os.environ.get("HYPOTHESIS_PROFILE") == "long"
+EVENTS_PER_SHAPE = 5000 if LONG else 1100
+FUZZ = settings(
+    max_examples=EVENTS_PER_SHAPE,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    max_leaves=12,
+)
+# Keys the adapters look at, so random events come close to real shapes.
+near_keys = st.sampled_from(
+    [
+        "version",
+        "rawPath",
+        "body",
+        "isBase64Encoded",
+        "headers",
+        "requestContext",
+        "http",
+        "method",
+        "events",
+        "eventSource",
+        "eventName",
+        "oss",
+        "bucket",
+        "object",
+        "key",
+        "TopicOwner",
+        "Message",
+        "TopicName",
+        "MessageId",
+        "attrs",
+        "type",
+        "data",
+        "messageBody",
+        "specversion",
+        "triggerTime",
+        "triggerName",
+        "payload",
+        "requestPayload",
+        "responsePayload",
+        "ProjectName",
+        "Id",
+        "Tags",
+        "Actions",
+        "Input",
+    ]
+)
+near_events = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text(max_size=20)
+    | st.sampled_from(
+        ["v1", "POST", "GET", "acs:oss", "ObjectCreated:PutObject", "mns:Queue:SendMessage", "demo-project"]
+    ),
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(near_keys | st.text(max_size=6), children, max_size=5),
+    max_leaves=16,
+)
+
+
+@pytest.fixture(scope="module")
+def shared_emu():
+    """One emulator for the module: starting one per example would dominate 10,000 events."""
+    from emulator import Emulator
+
+    with Emulator(seed="demo") as emu:
+        yield emu
+
+
+@pytest.fixture
+def env(shared_emu, monkeypatch, sts_module):
+    monkeypatch.setenv("IMM_ENDPOINT", shared_emu.endpoint)
+    monkeypatch.setenv("IMM_PROTOCOL", "http")
+    monkeypatch.setenv("IMM_REGION", "cn-hangzhou")
+    monkeypatch.setenv("OSS_ENDPOINT", shared_emu.url)
+    monkeypatch.setenv("HTTP_AUTH", "none")  # let random bodies reach the parser
+    return shared_emu
+
+
+@pytest.fixture(scope="module")
+def sts_module(shared_emu):
+    from tests.conftest import StsKey
+
+    key = StsKey()
+    shared_emu.keyring.add(key.access_key_id, key.access_key_secret, key.security_token)
+    return key
+
+
+def call(event, key):
+    """The handler must answer (a dict) and never raise for input that never reached IMM."""
+    result = handler.handler(event, fc_context(key))
+    assert isinstance(result, dict)
+    json.dumps(result)
+    return result
+
+
+def imm_calls(emu):
+    return len(emu.calls(service="imm"))
+
+
+@FUZZ
+@given(raw=st.binary(max_size=300))
+def test_random_bytes(env, sts_module, raw):
+    before = imm_calls(env)
+    result = call(raw, sts_module)
+    assert all(r["status"] == "invalid" for r in result["results"]) or "statusCode" in result
+    assert imm_calls(env) == before
+
+
+@FUZZ
+@given(value=json_values)
+def test_random_json(env, sts_module, value):
+    before = imm_calls(env)
+    call(json.dumps(value).encode(), sts_module)
+    assert imm_calls(env) == before
+
+
+@FUZZ
+@given(value=near_events)
+def test_near_miss_trigger_events(env, sts_module, value):
+    before = imm_calls(env)
+    call(json.dumps(value).encode(), sts_module)
+    assert imm_calls(env) == before
+
+
+@FUZZ
+@given(
+    body=st.binary(max_size=200),
+    b64=st.booleans(),
+    method=st.sampled_from(["POST", "GET", "PUT", "HEAD"]),
+    path=st.sampled_from(["/", "/schema", "/healthz", "/x/y", ""]),
+)
+def test_http_requests_with_random_bodies(env, sts_module, body, b64, method, path):
+    before = imm_calls(env)
+    response = call(
+        http_event(method, path or "/", body, {"content-type": "application/json"}, base64_body=b64), sts_module
+    )
+    assert set(response) == {"statusCode", "headers", "isBase64Encoded", "body"}
+    assert response["statusCode"] in (200, 400, 405, 413)
+    assert imm_calls(env) == before
+    if response["statusCode"] == 400:
+        details = json.loads(response["body"])["results"][0]["error"]["details"]
+        assert details and all("path" in d for d in details)
+
+
+def test_base64_json_garbage_is_still_invalid(env, sts_module):
+    raw = base64.b64encode(b'{"ProjectName": 1}')
+    assert call(raw, sts_module)["results"][0]["status"] == "invalid"
