@@ -115,3 +115,16 @@ def test_secrets_never_reach_the_output(invoke, emu, sts, capsys, webhook_secret
     out = capsys.readouterr()
     for secret in (sts.access_key_secret, sts.security_token, webhook_secret, webhook_secret[6:]):
         assert secret not in out.out and secret not in out.err
+
+
+def test_the_sdk_client_is_reused_while_credentials_are_unchanged(invoke, emu, sts):
+    from imm_batch_updater import imm
+
+    imm._clients.clear()
+    invoke.direct(DOC)
+    invoke.direct({**DOC, "Tags": {"k": "again"}})
+    assert len(imm._clients) == 1
+    rotated = StsKey()
+    emu.keyring.add(rotated.access_key_id, rotated.access_key_secret, rotated.security_token)
+    invoke.direct(DOC, context=fc_context(rotated))
+    assert len(imm._clients) == 2 and all(k[3][0] in {sts.access_key_id, rotated.access_key_id} for k in imm._clients)
