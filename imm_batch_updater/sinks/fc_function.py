@@ -1,0 +1,263 @@
+"""Invoke another Function Compute function asynchronously with the outcomes of an invocation.
+
+RESULT_FC_FUNCTION names the target:
+- `name` or `name:qualifier`: an FC 3.0 function, invoked with `alibabacloud-fc20230330` (`InvokeFunction`,
+  `POST /2023-03-30/functions/{name}/invocations`, ACS3-HMAC-SHA256, `x-fc-invocation-type: Async`);
+- `service/function` or `service.qualifier/function`: an FC 2.0 function, invoked with `fc2` (aliyun-fc2, FC 2.0
+  API only).
+
+Endpoint: RESULT_FC_ENDPOINT, else `https://{account_id}.{region}.fc.aliyuncs.com` (`{region}-internal` with
+IMM_NETWORK=vpc). The target's event is `{"type": "imm_batch_updater.outcomes", "timestamp", "data":
+{"request_id", "function", "source", "duration_ms", "results": [...]}}`; a delivery whose outcomes do not fit
+FC's 128 KB async payload limit is split into several invocations. The target's own async retry and destinations
+apply once FC has accepted (202) the invocation.
+
+fc2 logs full request headers (the STS token included) with `logging.error(...)` on the *root* logger when a
+call fails, and `logging.debug(...)` the string to sign. Named-logger settings cannot stop that, so `_fc2()`
+points the `logging` name inside fc2's modules at a disabled logger; fc2's own retries (up to 5 connection
+retries with 1-2-4-8-16 s backoff, far beyond the function's timeout) are turned off the same way: this sink
+retries itself, within the invocation's time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from imm_batch_updater.outcome import Outcome
+from imm_batch_updater.sinks import common
+from imm_batch_updater.sinks.base import Invocation
+
+MAX_ASYNC_PAYLOAD_BYTES = 128 * 1024
+
+
+@dataclass(frozen=True)
+class Target:
+    function: str
+    qualifier: str | None = None
+    service: str | None = None  # set for FC 2.0 targets
+
+    @property
+    def fc2(self) -> bool:
+        return self.service is not None
+
+    @classmethod
+    def parse(cls, value: str) -> Target:
+        value = value.strip()
+        if "/" in value:
+            service, _, function = value.partition("/")
+            service, _, qualifier = service.partition(".")
+            if not service or not function or "/" in function:
+                raise ValueError("FC 2.0 targets are `service/function` or `service.qualifier/function`")
+            return cls(function, qualifier or None, service)
+        function, _, qualifier = value.partition(":")
+        if not function:
+            raise ValueError("RESULT_FC_FUNCTION names no function")
+        return cls(function, qualifier or None)
+
+    def names(self) -> set[str]:
+        """How this target could be spelled as a function name in FC 3.0 (FC 2.0 functions are `svc$fn` there)."""
+        return {self.function, f"{self.service}${self.function}"} if self.fc2 else {self.function}
+
+
+def endpoint_for(settings: common.SinkSettings, ctx: Any) -> tuple[str, str]:
+    """(scheme, host[:port]) of the FC API."""
+    if settings.fc_endpoint:
+        return common.split_endpoint(settings.fc_endpoint)
+    account = common.account_id(ctx)
+    region = getattr(ctx, "region", None)
+    if not account or not region:
+        raise common.SinkConfigError(
+            "fc_function",
+            "RESULT_FC_FUNCTION is set but the FC endpoint is unknown: no account id (context.account_id / "
+            "FC_ACCOUNT_ID) or region; set RESULT_FC_ENDPOINT",
+            refused=False,
+        )
+    suffix = "-internal" if settings.network == "vpc" else ""
+    return "https", f"{account}.{region}{suffix}.fc.aliyuncs.com"
+
+
+def build(settings: common.SinkSettings, ctx: Any) -> FcFunctionSink:
+    try:
+        target = Target.parse(settings.fc_function or "")
+    except ValueError as exc:
+        raise common.SinkConfigError("fc_function", str(exc), refused=False) from None
+    own = common.own_function_name(ctx)
+    if own and own in target.names():
+        raise common.SinkConfigError(
+            "fc_function",
+            "RESULT_FC_FUNCTION is this function itself: every notification would be answered `invalid` and "
+            "notified again; nothing is invoked",
+            refused=True,
+        )
+    scheme, host = endpoint_for(settings, ctx)
+    return FcFunctionSink(target, scheme, host, settings, ctx)
+
+
+# -- FC 3.0 ------------------------------------------------------------------------------------------------------
+def classify_fc3(exc: BaseException) -> common.SinkDeliveryError:
+    from darabonba.exceptions import ResponseException, UnretryableException
+
+    if isinstance(exc, ResponseException):
+        code = str(getattr(exc, "code", None) or "Unknown")
+        status = getattr(exc, "status_code", None)
+        retriable = (status is not None and (status >= 500 or status == 429)) or code.startswith(
+            ("Throttling", "ResourceThrottled", "ServiceUnavailable", "InternalError")
+        )
+        return common.SinkDeliveryError(code, "FC refused the invocation", retriable=retriable, http_status=status)
+    if isinstance(exc, (UnretryableException, OSError, TimeoutError)):
+        return common.SinkDeliveryError("NetworkError", "no valid answer from FC", retriable=True)
+    return common.SinkDeliveryError(type(exc).__name__, "could not invoke the function", retriable=False)
+
+
+# -- FC 2.0 (fc2) ------------------------------------------------------------------------------------------------
+_SILENCED = logging.getLogger("imm_batch_updater.sinks.fc2_silenced")
+_SILENCED.addHandler(logging.NullHandler())
+_SILENCED.propagate = False
+_SILENCED.setLevel(logging.CRITICAL + 1)
+_SILENCED.disabled = True
+
+
+def _fc2() -> Any:
+    """The fc2 module, with its root-logger calls and its own retries switched off (see the module docstring)."""
+    import fc2
+    import fc2.auth
+    import fc2.client
+
+    for module in (fc2.client, fc2.auth):
+        if getattr(module, "logging", None) is not _SILENCED:
+            module.logging = _SILENCED  # type: ignore[attr-defined]  # `logging.error(...)` now goes nowhere
+    fc2.client.retries = 0  # type: ignore[attr-defined]
+    named = logging.getLogger("fc2")  # in case a later fc2 logs through its named logger instead
+    named.setLevel(logging.CRITICAL + 1)
+    named.propagate = False
+    return fc2
+
+
+def classify_fc2(exc: BaseException) -> common.SinkDeliveryError:
+    import requests
+
+    fc2 = _fc2()
+    if isinstance(exc, fc2.FcError):
+        status = getattr(exc, "status_code", None)
+        code = str(getattr(exc, "err_code", "") or (f"HTTP{status}" if status else "FcError"))
+        if status == 200:  # an x-fc-error-type answer: the target ran and failed (sync only; not for Async)
+            return common.SinkDeliveryError(code or "FunctionError", "the target function failed", retriable=False)
+        retriable = isinstance(status, int) and (status >= 500 or status == 429)
+        return common.SinkDeliveryError(code, "FC refused the invocation", retriable=retriable, http_status=status)
+    if isinstance(exc, requests.exceptions.JSONDecodeError):
+        # fc2 parses an error answer as JSON before raising; a non-JSON error body ends here.
+        return common.SinkDeliveryError("BadErrorResponse", "FC answered an error that is not JSON", retriable=True)
+    if isinstance(exc, requests.exceptions.Timeout):
+        return common.SinkDeliveryError("Timeout", "FC did not answer in time", retriable=True)
+    if isinstance(exc, (requests.exceptions.RequestException, OSError)):
+        return common.SinkDeliveryError("NetworkError", "no valid answer from FC", retriable=True)
+    return common.SinkDeliveryError(type(exc).__name__, "could not invoke the function", retriable=False)
+
+
+def chunks(outcomes: list[Outcome], invocation: Invocation, duration_ms: int) -> list[bytes]:
+    """Payloads of at most MAX_ASYNC_PAYLOAD_BYTES (a single outsized outcome still goes alone)."""
+    payloads: list[bytes] = []
+    current: list[Outcome] = []
+    for outcome in outcomes:
+        trial = current + [outcome]
+        body = json.dumps(common.notification_many(trial, invocation, duration_ms), ensure_ascii=False).encode()
+        if len(body) > MAX_ASYNC_PAYLOAD_BYTES and current:
+            payloads.append(
+                json.dumps(common.notification_many(current, invocation, duration_ms), ensure_ascii=False).encode()
+            )
+            current = [outcome]
+        else:
+            current = trial
+    if current:
+        payloads.append(
+            json.dumps(common.notification_many(current, invocation, duration_ms), ensure_ascii=False).encode()
+        )
+    return payloads
+
+
+class FcFunctionSink:
+    name = "fc_function"
+
+    def __init__(self, target: Target, scheme: str, host: str, settings: common.SinkSettings, ctx: Any) -> None:
+        self.target = target
+        self.scheme = scheme
+        self.host = host
+        self.settings = settings
+        self.ctx = ctx
+        self.filter = settings.fc_filter or settings.filter
+
+    def emit(self, outcomes: list[Outcome], invocation: Invocation, duration_ms: int) -> None:
+        chosen = common.select(outcomes, self.filter)
+        if not chosen:
+            return
+        payloads = chunks(chosen, invocation, duration_ms)
+        invoke = self._fc2_invoker() if self.target.fc2 else self._fc3_invoker()
+        classify = classify_fc2 if self.target.fc2 else classify_fc3
+        sent = 0
+        try:
+            for payload in payloads:
+                common.with_retries(self.settings, self.ctx, lambda t, p=payload: invoke(p, t), classify)
+                sent += 1
+        except common.SinkDeliveryError as error:
+            common.report_failure(self.name, error, invocation.request_id, invoked=sent, total=len(payloads))
+            raise
+
+    def _fc3_invoker(self) -> Any:
+        from alibabacloud_fc20230330 import models
+        from alibabacloud_fc20230330.client import Client
+        from alibabacloud_tea_openapi.models import Config
+        from darabonba.runtime import RuntimeOptions
+
+        creds = self.ctx.credentials()  # fresh for this invocation
+        client = Client(
+            Config(
+                access_key_id=creds.access_key_id,
+                access_key_secret=creds.access_key_secret,
+                security_token=creds.security_token,
+                endpoint=self.host,
+                protocol=self.scheme,
+                region_id=getattr(self.ctx, "region", None),
+            )
+        )
+
+        def invoke(payload: bytes, timeout_s: float) -> None:
+            ms = max(100, int(timeout_s * 1000))
+            response = client.invoke_function_with_options(
+                self.target.function,
+                models.InvokeFunctionRequest(body=payload, qualifier=self.target.qualifier),
+                models.InvokeFunctionHeaders(x_fc_invocation_type="Async"),
+                RuntimeOptions(read_timeout=ms, connect_timeout=ms, autoretry=False),
+            )
+            status = getattr(response, "status_code", None)
+            if not isinstance(status, int) or not 200 <= status < 300:
+                raise common.SinkDeliveryError(
+                    f"HTTP{status}", "FC did not accept the invocation", retriable=False, http_status=status
+                )
+
+        return invoke
+
+    def _fc2_invoker(self) -> Any:
+        fc2 = _fc2()
+        creds = self.ctx.credentials()  # fresh for this invocation
+        assert self.target.service is not None
+
+        def invoke(payload: bytes, timeout_s: float) -> None:
+            client = fc2.Client(
+                endpoint=f"{self.scheme}://{self.host}",
+                accessKeyID=creds.access_key_id,
+                accessKeySecret=creds.access_key_secret,
+                securityToken=creds.security_token or "",
+                Timeout=(timeout_s, timeout_s),  # requests' (connect, read)
+            )
+            client.invoke_function(
+                self.target.service,
+                self.target.function,
+                payload=payload,
+                headers={"x-fc-invocation-type": "Async"},
+                qualifier=self.target.qualifier,
+            )
+
+        return invoke
