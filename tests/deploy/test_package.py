@@ -1,0 +1,144 @@
+"""What `s deploy` packages: s.yaml's `code` filtered by .fcignore, with the fc3 component's own walking rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.deploy.ignore_walk import Rule, packaged_files, unsupported
+
+ROOT = Path(__file__).resolve().parents[2]
+NEVER_DEPLOYED = ("tests", "bench", "emulator", "devtools", "examples", "docs", "deploy", ".venv", ".git", ".ci")
+
+
+def code_dir() -> Path:
+    props = yaml.safe_load((ROOT / "s.yaml").read_text())["resources"]["imm_batch_updater"]["props"]
+    return (ROOT / props["code"]).resolve()
+
+
+@pytest.fixture(scope="module")
+def packaged() -> list[str]:
+    return packaged_files(code_dir())
+
+
+def test_code_is_the_repository_root_with_its_fcignore():
+    assert code_dir() == ROOT
+    assert (ROOT / ".fcignore").is_file()
+
+
+def test_the_package_holds_the_function(packaged):
+    assert "handler.py" in packaged
+    assert "requirements.txt" in packaged
+    assert "schema/update-request.schema.json" in packaged
+    source = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "imm_batch_updater").rglob("*.py"))
+    assert source and set(source) <= set(packaged)
+    assert "imm_batch_updater/sinks/mns_topic.py" in packaged
+
+
+def test_the_package_holds_nothing_else(packaged):
+    for path in packaged:
+        top = path.split("/", 1)[0]
+        assert top not in NEVER_DEPLOYED, path
+        assert "__pycache__" not in path.split("/") and not path.endswith(".pyc"), path
+    allowed_top = {"handler.py", "requirements.txt", "imm_batch_updater", "schema", "python"}
+    assert {p.split("/", 1)[0] for p in packaged} <= allowed_top
+
+
+def test_dependencies_installed_by_s_build_are_packaged(tmp_path):
+    """`s build` puts the dependencies in ./python (PYTHONPATH=/code/python): they must not be filtered out."""
+    (tmp_path / ".fcignore").write_text((ROOT / ".fcignore").read_text())
+    (tmp_path / "handler.py").write_text("")
+    for name in ("python/mns/__init__.py", "python/fc2/client.py", "python/bin/jp.py", "python/x/__pycache__/a.pyc"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    files = packaged_files(tmp_path)
+    assert {"python/mns/__init__.py", "python/fc2/client.py", "python/bin/jp.py"} <= set(files)
+    assert "python/x/__pycache__/a.pyc" not in files
+
+
+def test_a_local_env_file_is_never_packaged(tmp_path):
+    (tmp_path / ".fcignore").write_text((ROOT / ".fcignore").read_text())
+    (tmp_path / ".env").write_text("WEBHOOK_SECRET=whsec_x")
+    (tmp_path / "handler.py").write_text("")
+    assert packaged_files(tmp_path) == ["handler.py"]
+
+
+def test_fcignore_uses_only_what_the_walker_model_implements():
+    for line in (ROOT / ".fcignore").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            assert line == line.strip(), f"no surrounding spaces in rules: {line!r}"
+            assert not unsupported(line), line
+
+
+# -- the walker model against the behaviour of @serverless-devs/ignore-walk -------------------------------------
+FIXTURE_FCIGNORE = """# from Serverless-Devs/toolkit packages/ignore-walk/__tests__/fixtures/ignore-code/.fcignore
+ignore-all/
+
+ignore-non-root-dir
+!/ignore-non-root-dir
+
+/.hide-dir
+
+dir-2/file
+
+keep-empty-dir/**
+"""
+FIXTURE_FILES = [
+    "apt-get.list",
+    "index.js",
+    ".hide-dir/apt-get.list",
+    ".hide-dir/apt-get2.list",
+    "dir-2/.hide-dir/apt-get.list",
+    "dir-2/file",
+    "dir-2/ignore-all/test",
+    "dir-2/ignore-non-root-dir/index",
+    "dir-2/no-ignore/file",
+    "ignore-all/test",
+    "ignore-non-root-dir/index",
+    "keep-empty-dir/ignore-file",
+]
+
+
+def test_walker_model_on_the_upstream_fixture(tmp_path):
+    (tmp_path / ".fcignore").write_text(FIXTURE_FCIGNORE)
+    for name in FIXTURE_FILES:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    (tmp_path / "empty-dir").mkdir()
+    files = set(packaged_files(tmp_path))
+    # What the upstream test expects to be packaged ...
+    assert {
+        ".fcignore",
+        "apt-get.list",
+        "dir-2/.hide-dir/apt-get.list",
+        "dir-2/no-ignore/file",
+        "empty-dir",
+        "ignore-non-root-dir/index",
+        "index.js",
+    } <= files
+    # ... and what the fixture's comments say is ignored.
+    for gone in ("ignore-all/test", ".hide-dir/apt-get.list", "dir-2/file", "dir-2/ignore-non-root-dir/index"):
+        assert gone not in files, gone
+    assert "keep-empty-dir/ignore-file" not in files and "keep-empty-dir" not in files
+
+
+@pytest.mark.parametrize(
+    ("pattern", "path", "partial", "hit"),
+    [
+        ("/tests", "/tests", False, True),
+        ("/tests", "tests", False, False),
+        ("/tests", "/imm_batch_updater/tests", False, False),
+        ("/tests", "/tests/", False, True),  # a trailing slash on the path is allowed
+        ("__pycache__", "imm_batch_updater/sinks/__pycache__", False, True),  # matchBase
+        ("*.pyc", "/a/b/c.PYC", False, True),  # nocase
+        ("*", "/.hidden", False, True),  # dot
+        ("a/**", "a/b/c", False, True),
+        ("a/**/c", "a/c", False, True),
+        ("a/b/c", "a", True, True),  # partial: a directory on the way
+        ("a/b/c", "a", False, False),
+    ],
+)
+def test_minimatch_model(pattern, path, partial, hit):
+    assert Rule.parse(pattern).match(path, partial) is hit

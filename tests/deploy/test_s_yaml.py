@@ -1,0 +1,237 @@
+"""s.yaml: valid for the fc3 component's props schema (tests/deploy/fc3-schema.json, copied from devsapp/fc3), and
+configured the way docs/deploy.md and the function expect."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = json.loads((Path(__file__).parent / "fc3-schema.json").read_text())
+ACCOUNT_ID = "1234567890"
+CONFIG_TYPES = {
+    "http": "IHttpTriggerConfig",
+    "oss": "IOssTriggerConfig",
+    "timer": "ITimerTriggerConfig",
+    "mns_topic": "IMnsTriggerConfig",
+    "eventbridge": "IEventBridge",
+}
+_MAGIC = re.compile(r"\$\{([^}]*)\}")
+
+
+def resolve(value: Any, variables: dict[str, Any]) -> Any:
+    """Serverless Devs' magic variables as far as s.yaml uses them: ${vars.x}, ${config('AccountID')}, ${env('X')}
+    (an environment variable becomes the marker `<env:X>`). Anything else is left as is and fails the checks."""
+    if isinstance(value, dict):
+        return {k: resolve(v, variables) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve(v, variables) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def one(match: re.Match[str]) -> str:
+        expr = match.group(1).strip()
+        if expr.startswith("vars.") and expr[5:] in variables:
+            return str(variables[expr[5:]])
+        if expr == "config('AccountID')":
+            return ACCOUNT_ID
+        env = re.fullmatch(r"env\('([A-Z0-9_]+)'\)", expr)
+        if env:
+            return f"<env:{env.group(1)}>"
+        return match.group(0)
+
+    return _MAGIC.sub(one, value)
+
+
+@pytest.fixture(scope="module")
+def spec() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "s.yaml").read_text())
+
+
+@pytest.fixture(scope="module")
+def raw_props(spec) -> dict[str, Any]:
+    [resource] = spec["resources"].values()
+    return resource["props"]
+
+
+@pytest.fixture(scope="module")
+def props(spec, raw_props) -> dict[str, Any]:
+    return resolve(raw_props, spec.get("vars", {}))
+
+
+@pytest.fixture(scope="module")
+def triggers(props) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for trigger in props["triggers"]:
+        assert trigger["triggerType"] not in found, "one trigger per type"
+        found[trigger["triggerType"]] = trigger
+    return found
+
+
+def validator_for(definition: str | None = None) -> jsonschema.Draft7Validator:
+    schema = (
+        SCHEMA if definition is None else {"$ref": f"#/definitions/{definition}", "definitions": SCHEMA["definitions"]}
+    )
+    return jsonschema.Draft7Validator(schema)
+
+
+def test_edition_and_component(spec):
+    assert spec["edition"] == "3.0.0"
+    [resource] = spec["resources"].values()
+    assert resource["component"] == "fc3"
+
+
+def test_props_are_valid_for_the_fc3_schema(props):
+    errors = sorted(validator_for().iter_errors(props), key=lambda e: list(e.path))
+    assert not errors, "\n".join(f"{list(e.path)}: {e.message}" for e in errors)
+
+
+def test_each_trigger_config_matches_its_own_type(triggers):
+    # The fc3 schema accepts any trigger config shape for any type (anyOf): check each against its own type.
+    for kind, trigger in triggers.items():
+        errors = list(validator_for(CONFIG_TYPES[kind]).iter_errors(trigger["triggerConfig"]))
+        assert not errors, f"{kind}: " + "; ".join(e.message for e in errors)
+
+
+def test_the_validation_catches_mistakes(props):
+    broken = json.loads(json.dumps(props))
+    broken["timeout"] = "60"
+    broken["triggers"][0]["triggerType"] = "websocket"
+    broken["environmentVariables"]["IMM_MAX_ATTEMPTS"] = 4
+    assert len(list(validator_for().iter_errors(broken))) >= 3
+
+
+def test_no_unresolved_placeholders(props):
+    text = json.dumps(props)
+    assert "${" not in text, _MAGIC.findall(text)
+
+
+def test_function_basics(props):
+    assert props["runtime"] == "python3.10"
+    assert props["handler"] == "handler.handler"
+    assert (ROOT / "handler.py").is_file()
+    assert isinstance(props["timeout"], int) and 10 <= props["timeout"] <= 600  # explicit: fc3's default is 3 s
+    assert isinstance(props["memorySize"], int) and props["memorySize"] >= 256
+    assert props["role"] == f"acs:ram::{ACCOUNT_ID}:role/imm-batch-updater-fc"
+    assert "instanceConcurrency" not in props  # not supported by built-in runtimes on FC 3.0
+
+
+def test_log_config_keeps_one_json_line_per_entry(props):
+    log = props["logConfig"]
+    assert isinstance(log, dict) and log["logBeginRule"] == "None"
+    assert log["project"] and log["logstore"]
+
+
+def test_environment(props, raw_props):
+    env = props["environmentVariables"]
+    assert all(isinstance(v, str) for v in env.values())
+    assert len(json.dumps(env)) < 4096  # FC limit on environment variables
+    assert not any(k.startswith("FC_") for k in env)  # reserved prefix
+    assert env["HTTP_AUTH"] == "webhook"
+    assert raw_props["environmentVariables"]["WEBHOOK_SECRET"] == "${env('WEBHOOK_SECRET')}"
+    for name, value in env.items():
+        if "SECRET" in name or "TOKEN" in name or "KEY" in name:
+            assert value.startswith("<env:"), f"{name} must come from ${{env(...)}}, not s.yaml"
+    assert env["PYTHONPATH"] == "/code/python"  # where `s build` installs requirements.txt
+
+
+def test_environment_names_are_documented(props):
+    docs = (ROOT / "docs" / "deploy.md").read_text() + (ROOT / "README.md").read_text()
+    for name in props["environmentVariables"]:
+        assert f"`{name}`" in docs, f"{name} is not documented"
+
+
+def test_sink_variables_read_by_the_code_are_documented():
+    code = (ROOT / "imm_batch_updater" / "sinks" / "common.py").read_text()
+    names = set(re.findall(r'"((?:RESULT|TRIGGER)_[A-Z_]+)"', code))
+    assert {"RESULT_MNS_TOPIC", "RESULT_WEBHOOK_URL", "RESULT_FC_FUNCTION", "TRIGGER_MNS_TOPICS"} <= names
+    docs = (ROOT / "docs" / "deploy.md").read_text()
+    for name in names:
+        assert f"`{name}`" in docs, f"{name} is not documented in docs/deploy.md"
+
+
+def test_http_trigger(triggers):
+    config = triggers["http"]["triggerConfig"]
+    assert config["authType"] == "anonymous"  # authenticated in code: Standard Webhooks
+    assert set(config["methods"]) == {"POST", "GET"}
+
+
+def test_mns_topic_trigger(triggers, props):
+    trigger = triggers["mns_topic"]
+    assert trigger["triggerConfig"]["notifyContentFormat"] == "JSON"
+    assert re.fullmatch(rf"acs:mns:{props['region']}:{ACCOUNT_ID}:/topics/[\w-]+", trigger["sourceArn"])
+
+
+def test_mns_queue_trigger_is_eventbridge_batch_push(triggers, props):
+    config = triggers["eventbridge"]["triggerConfig"]
+    source = config["eventSourceConfig"]
+    assert source["eventSourceType"] == "MNS"
+    assert source["eventSourceParameters"]["sourceMNSParameters"]["QueueName"]
+    assert config["runOptions"]["mode"] == "event-streaming"  # the function gets a JSON array
+    assert config["runOptions"]["batchWindow"]["CountBasedWindow"] > 1
+    assert config["eventSinkConfig"]["deliveryOption"]["mode"] == "event-streaming"
+    trigger_name = triggers["eventbridge"]["triggerName"]
+    assert json.loads(config["eventRuleFilterPattern"]) == {"source": [f"MNS-{props['functionName']}-{trigger_name}"]}
+
+
+def test_oss_trigger_filters_update_documents(triggers):
+    config = triggers["oss"]["triggerConfig"]
+    assert config["filter"]["key"] == {"prefix": "updates/", "suffix": ".json"}
+    assert all(e.startswith("oss:ObjectCreated:") for e in config["events"])
+
+
+def test_timer_payload_is_a_valid_update_document(triggers):
+    config = triggers["timer"]["triggerConfig"]
+    document = json.loads(config["payload"])
+    schema = json.loads((ROOT / "schema" / "update-request.schema.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(document)
+    assert len(config["payload"].encode()) <= 128 * 1024
+
+
+def test_async_invoke_config_has_an_mns_queue_on_failure(props):
+    config = props["asyncInvokeConfig"]
+    assert 0 < config["maxAsyncRetryAttempts"] <= 8
+    destination = config["destinationConfig"]["onFailure"]["destination"]
+    assert re.fullmatch(rf"acs:mns:{props['region']}::/queues/[\w-]+/messages", destination)
+
+
+def queue_of(arn: str) -> str:
+    return arn.split("/queues/", 1)[1].split("/", 1)[0]
+
+
+def test_no_loops(props, triggers):
+    env = props["environmentVariables"]
+    trigger_topic = triggers["mns_topic"]["sourceArn"].split("/topics/", 1)[1]
+    assert trigger_topic in env["TRIGGER_MNS_TOPICS"].replace(",", " ").split()
+    assert env["RESULT_MNS_TOPIC"] != trigger_topic
+    trigger_queue = triggers["eventbridge"]["triggerConfig"]["eventSourceConfig"]["eventSourceParameters"][
+        "sourceMNSParameters"
+    ]["QueueName"]
+    on_failure = props["asyncInvokeConfig"]["destinationConfig"]["onFailure"]["destination"]
+    assert queue_of(on_failure) != trigger_queue
+    dead_letters = triggers["eventbridge"]["triggerConfig"]["runOptions"]["deadLetterQueue"]["Arn"]
+    assert queue_of(dead_letters) != trigger_queue
+    assert env.get("RESULT_FC_FUNCTION") != props["functionName"]
+
+
+def test_the_function_accepts_this_configuration(props, monkeypatch):
+    """The sinks s.yaml configures are built, not refused."""
+    from types import SimpleNamespace
+
+    from imm_batch_updater.sinks import configured
+
+    for name, value in props["environmentVariables"].items():
+        monkeypatch.setenv(name, value)
+    ctx = SimpleNamespace(
+        raw=SimpleNamespace(account_id=ACCOUNT_ID),
+        region=props["region"],
+        request_id="r",
+        function_name=props["functionName"],
+    )
+    assert [s.name for s in configured(ctx)] == ["mns_topic"]
