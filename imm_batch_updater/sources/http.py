@@ -61,7 +61,9 @@ class HttpSource:
             isinstance(event, dict)
             and isinstance(event.get("requestContext"), dict)
             and isinstance(event["requestContext"].get("http"), dict)
-            and "requestPayload" not in event  # an async-destination record also has a requestContext
+            # an async-destination record also has a requestContext
+            and "requestPayload" not in event
+            and "responsePayload" not in event
         )
 
     def respond(self, event: dict[str, Any], app: Any, ctx: Any) -> dict[str, Any]:

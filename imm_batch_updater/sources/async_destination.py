@@ -1,0 +1,39 @@
+"""FC async-invocation destination records are not update requests.
+
+If the function is (mis)configured as its own (or another function's) destination it receives::
+
+    {"timestamp": 1600000000000, "requestContext": {"requestId", "functionArn", "condition",
+     "approximateInvokeCount"}, "requestPayload": "…", "responseContext": {…}, "responsePayload": "…"}
+
+Applying `requestPayload` again would silently re-run failed work (and could loop), so such a record is answered
+with one final `invalid` result and never applied.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from imm_batch_updater import outcome as oc
+from imm_batch_updater.sources.base import Message, SourceFailure
+
+
+class AsyncDestinationSource:
+    name = "async_destination"
+
+    def matches(self, event: Any) -> bool:
+        return (
+            isinstance(event, dict)
+            and isinstance(event.get("requestContext"), dict)
+            and ("requestPayload" in event or "responsePayload" in event)
+        )
+
+    def messages(self, event: dict[str, Any], ctx: Any) -> list[Message]:
+        request_id = event["requestContext"].get("requestId")
+        text = (
+            "an FC async-invocation destination record is not an update request; "
+            "send the update document itself (it is not re-applied from requestPayload)"
+        )
+        failure = SourceFailure(oc.INVALID, "NotAnUpdateRequest", text, "")
+        return [
+            Message(source=self.name, message_id=request_id if isinstance(request_id, str) else None, failure=failure)
+        ]
