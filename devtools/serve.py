@@ -77,8 +77,9 @@ def local_context(timeout_s: float) -> SimpleNamespace:
     return SimpleNamespace(
         request_id=str(uuid.uuid4()),
         credentials=None,
-        function=SimpleNamespace(name="imm-batch-updater-local", handler="handler.handler", memory=256,
-                                 timeout=timeout_s),
+        function=SimpleNamespace(
+            name="imm-batch-updater-local", handler="handler.handler", memory=256, timeout=timeout_s
+        ),
         region=os.environ.get("IMM_REGION") or os.environ.get("FC_REGION") or "cn-hangzhou",
         account_id="local",
     )

@@ -18,7 +18,8 @@ import handler
 from tests.conftest import fc_context, http_event
 
 LONG = os.environ.get("HYPOTHESIS_PROFILE") == "long"
-EVENTS_PER_SHAPE = 5000 if LONG else 1100
+SHAPES = 8  # the @FUZZ tests below; SHAPES x EVENTS_PER_SHAPE >= 10,000 in CI
+EVENTS_PER_SHAPE = 5000 if LONG else 1300
 FUZZ = settings(
     max_examples=EVENTS_PER_SHAPE,
     deadline=None,
@@ -171,3 +172,75 @@ def test_http_requests_with_random_bodies(env, sts_module, body, b64, method, pa
 def test_base64_json_garbage_is_still_invalid(env, sts_module):
     raw = base64.b64encode(b'{"ProjectName": 1}')
     assert call(raw, sts_module)["results"][0]["status"] == "invalid"
+
+
+bodies = st.one_of(
+    st.text(max_size=60),
+    json_values.map(json.dumps),
+    json_values.map(lambda v: base64.b64encode(json.dumps(v).encode()).decode()),
+)
+
+
+@FUZZ
+@given(
+    message=bodies, attrs=st.dictionaries(st.text(max_size=8), st.text(max_size=8), max_size=3), stream=st.booleans()
+)
+def test_mns_topic_events_with_random_messages(env, sts_module, message, attrs, stream):
+    event = (
+        {"body": message, "attrs": attrs}
+        if stream
+        else {**attrs, "TopicOwner": "1", "Message": message, "TopicName": "t", "MessageId": "m"}
+    )
+    before = imm_calls(env)
+    call(json.dumps(event).encode(), sts_module)
+    assert imm_calls(env) == before
+
+
+@FUZZ
+@given(items=st.lists(st.tuples(bodies, st.text(max_size=6), st.booleans()), min_size=1, max_size=4))
+def test_mns_queue_batches_with_random_bodies(env, sts_module, items):
+    event = [
+        {"type": "mns:Queue:SendMessage", "id": i, "data": {"messageId": mid, "messageBody": body}}
+        if ok
+        else {"type": "mns:Queue:SendMessage", "data": body}
+        for body, mid, ok in items
+        for i in [mid]
+    ]
+    before = imm_calls(env)
+    call(json.dumps(event).encode(), sts_module)
+    assert imm_calls(env) == before
+
+
+@FUZZ
+@given(payload=st.one_of(st.none(), bodies, json_values), name=st.text(max_size=10))
+def test_timer_events_with_random_payloads(env, sts_module, payload, name):
+    before = imm_calls(env)
+    call(
+        json.dumps({"triggerTime": "2026-01-01T00:00:00Z", "triggerName": name, "payload": payload}).encode(),
+        sts_module,
+    )
+    assert imm_calls(env) == before
+
+
+@FUZZ
+@given(
+    key=st.text(min_size=1, max_size=40),
+    name=st.sampled_from(["ObjectCreated:PutObject", "ObjectRemoved:DeleteObject", "ObjectCreated:PostObject", "x"]),
+    size=st.one_of(st.none(), st.integers(-5, 10**9)),
+    bucket=st.sampled_from(["demo-bucket", "nope-bucket", ""]),
+)
+def test_oss_events_with_random_keys(env, sts_module, key, name, size, bucket):
+    event = {
+        "events": [
+            {
+                "eventName": name,
+                "eventSource": "acs:oss",
+                "region": "cn-hangzhou",
+                "oss": {"bucket": {"name": bucket}, "object": {"key": key, "size": size, "eTag": "E"}},
+            }
+        ]
+    }
+    before = imm_calls(env)
+    result = call(json.dumps(event).encode(), sts_module)
+    assert all(r["status"] in ("invalid", "rejected") for r in result["results"])
+    assert imm_calls(env) == before
