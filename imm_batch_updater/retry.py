@@ -41,12 +41,15 @@ class Deadline:
         return self.remaining_s() <= 0.0
 
 
+_SHARED_RNG = random.Random()  # seeding a new Random per invocation reads os.urandom: share one per instance
+
+
 @dataclass
 class RetryPolicy:
     max_attempts: int = 4
     base_ms: int = 200
     cap_ms: int = 5000
-    rng: random.Random = field(default_factory=random.Random, repr=False)
+    rng: random.Random = field(default=_SHARED_RNG, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def delay_s(self, attempt: int, retry_after_ms: int | None) -> float:

@@ -115,3 +115,21 @@ def test_mutated_documents_are_refused_with_their_path(invoke, emu, case):
     assert expected in [d["path"] for d in result["error"]["details"]], (expected, result["error"]["details"])
     assert len(emu.calls(service="imm")) == before
     assert json.dumps(result)  # serialisable, no exception objects inside
+
+
+@settings(suppress_health_check=FIXTURES_OK, deadline=None, max_examples=300)
+@given(case=st.one_of(VALID.map(lambda d: (d, "")), mutated()))
+def test_fast_and_full_validators_agree(case):
+    """The fastjsonschema fast path and jsonschema's full report never disagree on validity."""
+    import fastjsonschema
+    from jsonschema import Draft202012Validator
+
+    from imm_batch_updater.validation import _fast_check
+
+    doc, _ = case
+    try:
+        _fast_check()(doc)
+        fast_ok = True
+    except fastjsonschema.JsonSchemaException:
+        fast_ok = False
+    assert fast_ok == Draft202012Validator(schema()).is_valid(doc)
