@@ -79,7 +79,7 @@ class App:
 
     # -- entry -----------------------------------------------------------------------------------------------
     def handle(self, event: Any, context: Any) -> dict[str, Any]:
-        settings = Settings.from_env()
+        settings = Settings.current()
         for warning in settings.warnings:
             if warning not in self._warned:
                 self._warned.add(warning)

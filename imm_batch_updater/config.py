@@ -13,6 +13,18 @@ from dataclasses import dataclass, field
 DEFAULT_TIMEOUT_S = 60.0  # used when the context does not say (local runs)
 
 
+# Every variable from_env reads (Settings.current re-parses when one of them changes).
+_ENV_KEYS = tuple(
+    name.encode()
+    for name in (
+        "IMM_ENDPOINT IMM_PROTOCOL IMM_REGION IMM_NETWORK IMM_PROJECT IMM_PRECHECK HTTP_AUTH WEBHOOK_SECRET "
+        "OSS_ENDPOINT IMM_MAX_ATTEMPTS IMM_BACKOFF_BASE_MS IMM_BACKOFF_MAX_MS IMM_CONNECT_TIMEOUT_MS "
+        "IMM_READ_TIMEOUT_MS MAX_BODY_BYTES MAX_DOCUMENTS UPDATE_CONCURRENCY"
+    ).split()
+)
+_cache: dict[str, tuple[tuple[bytes | None, ...], Settings]] = {}
+
+
 def _bool(value: str | None, default: bool) -> bool:
     if value is None or value.strip() == "":
         return default
@@ -39,6 +51,24 @@ class Settings:
     max_documents: int = 100
     concurrency: int = 8
     warnings: tuple[str, ...] = ()
+
+    @classmethod
+    def current(cls) -> Settings:
+        """Settings for this invocation: parsed again only when one of our variables changed.
+
+        Reading ~20 variables through `os.environ` costs more than the rest of a warm invocation's own work
+        (it encodes every key); the raw bytes mapping behind it answers the same question cheaply.
+        """
+        raw = getattr(os.environ, "_data", None)
+        if not isinstance(raw, dict):  # not CPython's os.environ: just parse
+            return cls.from_env()
+        key = tuple(raw.get(name) for name in _ENV_KEYS)
+        cached = _cache.get("settings")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        settings = cls.from_env()
+        _cache["settings"] = (key, settings)
+        return settings
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -41,3 +41,24 @@ def test_secrets_are_split_on_whitespace_and_hidden_from_repr():
 def test_precheck_false_spellings():
     for value in ("false", "0", "no", "off", "FALSE"):
         assert Settings.from_env({"IMM_PRECHECK": value}).imm_precheck is False
+
+
+def test_current_reparses_when_a_variable_changes(monkeypatch):
+    monkeypatch.setenv("IMM_MAX_ATTEMPTS", "3")
+    first = Settings.current()
+    assert Settings.current() is first and first.max_attempts == 3
+    monkeypatch.setenv("IMM_MAX_ATTEMPTS", "5")
+    assert Settings.current().max_attempts == 5
+    monkeypatch.delenv("IMM_MAX_ATTEMPTS")
+    assert Settings.current().max_attempts == 4
+
+
+def test_the_cache_key_covers_every_variable_from_env_reads():
+    import re
+    from pathlib import Path
+
+    import imm_batch_updater.config as config
+
+    source = Path(config.__file__).read_text()
+    read = set(re.findall(r'env\.get\("([A-Z_]+)"\)', source)) | set(re.findall(r'integer\("([A-Z_]+)"', source))
+    assert read == {k.decode() for k in config._ENV_KEYS}
