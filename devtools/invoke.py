@@ -2,70 +2,143 @@
 
     python -m devtools.invoke examples/mns-queue-eventbridge.json
     python -m devtools.invoke examples/oss-put.json --upload-object examples/oss-update-object.json
-    python -m devtools.invoke examples/timer.json --timeout 10
+    python -m devtools.invoke examples/timer.json --context-timeout 10
+    python -m devtools.invoke examples/direct.json --fault UpdateBatch:unavailable:*    # see the retry path
 
-Unless `IMM_ENDPOINT` and `ALIBABA_CLOUD_ACCESS_KEY_ID` are set (then the real services are used), the emulator
-is started in-process with its demo data and the function is pointed at it. `--upload-object` first puts a local
-file at the bucket/key each OSS event record names. Prints the handler's result (exit 0) or the
-`DeliveryIncomplete` message that would make the platform retry (exit 1), then the demo batches' state.
-Development tool: never deployed with the function.
+Target: unless `IMM_ENDPOINT` and credentials (`ALIBABA_CLOUD_ACCESS_KEY_ID` / `_SECRET` [/ `_SECURITY_TOKEN`])
+are set in the environment, the emulator (IMM + OSS + MNS, demo data) is started in-process and the function's
+environment points at it (IMM_ENDPOINT, IMM_PROTOCOL=http, IMM_REGION, OSS_ENDPOINT). As on FC's python3.10
+runtime, the keys reach the function in the context object (`context.credentials`, an STS-style key triple the
+emulator accepts), never through the environment.
+
+`--upload-object FILE` first puts FILE where each ObjectCreated record of an OSS event points (and sets the
+record's size and eTag to match), as uploading it to the bucket would. `--fault ACTION:KIND[:COUNT][:k=v,...]`
+(repeatable) injects emulator faults, e.g. `GetObject:internal:*`.
+
+Output (stdout): the function's own JSON log lines, then `result:` and the handler's result, or the
+`DeliveryIncomplete` message the platform would retry on (exit code 1), then the emulator's batches after the
+run. Development tool: never deployed with the function.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import secrets
 import sys
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import unquote_plus
 
 ROOT = Path(__file__).resolve().parent.parent
+DEMO_PROJECT = "demo-project"
+RESULT_MARKER = "result:"
+STATE_MARKER = f"emulator batches ({DEMO_PROJECT}) after the run:"
 
 
-def upload_for_oss_event(emu: Any, event: Any, data: bytes) -> Any:
-    """Put `data` where each ObjectCreated record points, and fix the record's size to match."""
-    for record in event.get("events", []) if isinstance(event, dict) else []:
+def uses_real_services(env: dict[str, str] | os._Environ[str] = os.environ) -> bool:
+    return bool(env.get("IMM_ENDPOINT") and env.get("ALIBABA_CLOUD_ACCESS_KEY_ID"))
+
+
+def start_emulator(faults: list[str]) -> tuple[Any, SimpleNamespace]:
+    """A started emulator with the demo data, the function's environment pointed at it, and FC-style keys."""
+    from emulator import Emulator
+
+    emu = Emulator(seed="demo").start()
+    for spec in faults:
+        emu.faults.add_spec(spec)
+    keys = SimpleNamespace(
+        access_key_id="STS.local-invoke",
+        access_key_secret=secrets.token_urlsafe(24),
+        security_token=secrets.token_urlsafe(48),
+    )
+    emu.keyring.add(keys.access_key_id, keys.access_key_secret, keys.security_token)
+    os.environ.update(
+        {"IMM_ENDPOINT": emu.endpoint, "IMM_PROTOCOL": "http", "IMM_REGION": emu.region, "OSS_ENDPOINT": emu.url}
+    )
+    return emu, keys
+
+
+def fc_context(timeout_s: float, credentials: SimpleNamespace | None, region: str) -> SimpleNamespace:
+    """Shaped like FC's python3.10 context (FC's own class only exists inside the runtime)."""
+    return SimpleNamespace(
+        request_id=str(uuid.uuid4()),
+        credentials=credentials,  # None: the function reads ALIBABA_CLOUD_* (as on python3.12)
+        function=SimpleNamespace(name="imm-batch-updater", handler="handler.handler", memory=512, timeout=timeout_s),
+        service=SimpleNamespace(log_project="", log_store="", qualifier="LATEST", version_id=""),
+        region=region,
+        account_id="local",
+    )
+
+
+def oss_records(event: Any) -> list[dict[str, Any]]:
+    records = event.get("events") if isinstance(event, dict) else None
+    created = [r for r in records or [] if isinstance(r, dict) and isinstance(r.get("eventName"), str)]
+    return [r for r in created if r["eventName"].startswith("ObjectCreated:")]
+
+
+def upload_for_oss_event(emu: Any, event: Any, data: bytes) -> None:
+    """Put `data` where each ObjectCreated record points, and make the record's size and eTag match it."""
+    for record in oss_records(event):
         obj = record["oss"]["object"]
         stored = emu.oss.put_object(record["oss"]["bucket"]["name"], unquote_plus(obj["key"]), data)
-        obj["size"], obj["eTag"] = len(data), stored.etag
-    return event
+        obj["size"], obj["eTag"] = stored.size, stored.etag
+
+
+def batch_states(emu: Any) -> dict[str, Any]:
+    return {
+        b["Id"]: {k: b[k] for k in ("State", "Input", "Actions", "Tags") if k in b}
+        for b in emu.imm.list_batches(DEMO_PROJECT)
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m devtools.invoke", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("event", help="a JSON event file (see examples/)")
     parser.add_argument("--upload-object", metavar="FILE", help="for OSS events: upload FILE to the named key first")
-    parser.add_argument("--timeout", type=float, default=30.0, help="the function timeout in seconds")
+    parser.add_argument(
+        "--context-timeout", "--timeout", type=float, default=30.0, metavar="S", help="context.function.timeout"
+    )
+    parser.add_argument("--fault", action="append", default=[], metavar="SPEC", help="inject an emulator fault")
     args = parser.parse_args(argv)
 
-    sys.path.insert(0, str(ROOT))
-    from devtools.serve import configure_target, local_context
-
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
     raw = Path(args.event).read_bytes()
-    emu = configure_target(emulator_port=0)
+    real = uses_real_services()
+    if real and (args.upload_object or args.fault):
+        parser.error("--upload-object and --fault need the emulator: unset IMM_ENDPOINT")
+    emu, keys = (None, None) if real else start_emulator(args.fault)
     try:
-        if args.upload_object:
-            if emu is None:
-                print("--upload-object needs the emulator (unset IMM_ENDPOINT)", file=sys.stderr)
-                return 2
-            event = upload_for_oss_event(emu, json.loads(raw), Path(args.upload_object).read_bytes())
+        if emu is not None and args.upload_object:
+            event = json.loads(raw)
+            if not oss_records(event):
+                parser.error("--upload-object needs an OSS event with an ObjectCreated record")
+            upload_for_oss_event(emu, event, Path(args.upload_object).read_bytes())
             raw = json.dumps(event).encode()
         import handler
         from imm_batch_updater.app import DeliveryIncomplete
 
-        context = local_context(args.timeout)
-        context.request_id = str(uuid.uuid4())
+        region = os.environ.get("IMM_REGION") or os.environ.get("FC_REGION") or "cn-hangzhou"
+        code = 0
         try:
-            result = handler.handler(raw, context)
-            code = 0
+            result: Any = handler.handler(raw, fc_context(args.context_timeout, keys, region))
         except DeliveryIncomplete as exc:
             result, code = {"raised": "DeliveryIncomplete", "message": str(exc)}, 1
+        print(RESULT_MARKER)
         print(json.dumps(result, indent=2, ensure_ascii=False))
         if emu is not None:
-            states = {b["Id"]: {k: b.get(k) for k in ("State", "Tags")} for b in emu.imm.list_batches("demo-project")}
-            print("emulator batches:", json.dumps(states, ensure_ascii=False), file=sys.stderr)
+            missing = [r for r in result.get("results", []) if (r.get("error") or {}).get("code") == "NoSuchKey"]
+            if missing and not args.upload_object:
+                print("hint: the object is not in the emulator; add --upload-object FILE", file=sys.stderr)
+            print(STATE_MARKER)
+            for batch_id, state in batch_states(emu).items():
+                print(f"  {batch_id}: {json.dumps(state, ensure_ascii=False, separators=(',', ':'))}")
         return code
     finally:
         if emu is not None:

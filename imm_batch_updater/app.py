@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import json
 import time
+from functools import lru_cache
 from typing import Any
 
 from imm_batch_updater import credentials as creds
 from imm_batch_updater import logs
 from imm_batch_updater import outcome as oc
+from imm_batch_updater import sinks as optional_sinks
 from imm_batch_updater.apply import apply_update
 from imm_batch_updater.config import DEFAULT_TIMEOUT_S, Settings
 from imm_batch_updater.documents import Item, UpdateRequest, parse_message
@@ -104,8 +106,10 @@ class App:
     # -- shared by every source -------------------------------------------------------------------------------
     def run(self, messages: list[Message], ctx: InvocationContext, source_name: str) -> list[Outcome]:
         started = time.monotonic()
+        if not messages:  # e.g. an OSS event holding only removal records: nothing to apply, nothing to retry
+            logs.info("the event holds no update", request_id=ctx.request_id, source=source_name)
         items: list[Item] = []
-        for message in messages:
+        for message in unique_messages(messages, ctx):
             items.extend(parse_message(message, ctx.settings))
         if any(isinstance(i, UpdateRequest) for i in items):
             items = self._apply_all(items, ctx)
@@ -130,7 +134,7 @@ class App:
             protocol=settings.imm_protocol,
             region=ctx.region,
             credentials=credentials,
-            policy=RetryPolicy(settings.max_attempts, settings.backoff_base_ms, settings.backoff_max_ms),
+            policy=_policy(settings.max_attempts, settings.backoff_base_ms, settings.backoff_max_ms),
             deadline=ctx.deadline,
             connect_timeout_ms=settings.connect_timeout_ms,
             read_timeout_ms=settings.read_timeout_ms,
@@ -163,13 +167,43 @@ class App:
     def sinks(self, ctx: InvocationContext) -> list[Sink]:
         if self.extra_sinks is not None:
             return self.extra_sinks
-        from imm_batch_updater.sinks import configured
-
-        return configured(ctx)
+        return optional_sinks.configured(ctx)
 
 
 class _ConfigError(Exception):
     pass
+
+
+@lru_cache(maxsize=8)
+def _policy(max_attempts: int, base_ms: int, cap_ms: int) -> RetryPolicy:
+    """One RetryPolicy per setting (it holds no per-invocation state), instead of a new one per invocation."""
+    return RetryPolicy(max_attempts, base_ms, cap_ms)
+
+
+def unique_messages(messages: list[Message], ctx: InvocationContext) -> list[Message]:
+    """The messages with later copies of a message id dropped (logged, no result of their own).
+
+    At-least-once delivery can put one message into a delivery twice (an EventBridge batch push holding a
+    redelivered MNS message, an OSS record repeated). Applying it twice is harmless for IMM but wrong for order:
+    with A, B, A(again) for one batch the last write would be the stale A. The first copy holds the message's
+    place in the delivery order. Done here, on the ids the adapters set, so every trigger gets it; messages
+    without an id are never merged.
+    """
+    seen: set[str] = set()
+    unique: list[Message] = []
+    for message in messages:
+        if message.message_id is not None:
+            if message.message_id in seen:
+                logs.info(
+                    "duplicate message in the delivery: applied once",
+                    request_id=ctx.request_id,
+                    source=message.source,
+                    message_id=message.message_id,
+                )
+                continue
+            seen.add(message.message_id)
+        unique.append(message)
+    return unique
 
 
 def _unapplied(request: Item, code: str, message: str) -> Outcome:

@@ -1,8 +1,15 @@
-"""Message bodies that may arrive base64-encoded (MNS SDKs encode queue messages by default).
+"""Message bodies that may arrive base64-encoded (MNS SDKs encode queue messages by default, `Base64TopicMessage`
+encodes topic messages, and EventBridge passes them on unless the trigger sets `IsBase64Decode`).
 
-Rule: a body that parses as JSON is used as is; otherwise, if it is strict base64 whose decoded bytes are UTF-8
-JSON, the decoded bytes are used; anything else is passed on unchanged and ends as `invalid` ("not valid JSON").
-JSON is tried first, so a document can never be mistaken for base64.
+Detection rule, in this order:
+
+1. the body parses as JSON: it is used as is. JSON is tried first, so a document is never mistaken for base64
+   (base64 of a JSON object or array starts with `ey` / `W`, which is never JSON itself);
+2. otherwise, with ASCII whitespace removed, it is base64 (standard or URL-safe alphabet, padding optional) whose
+   bytes are UTF-8 JSON: the decoded bytes are used;
+3. anything else is `invalid`, with the JSON Pointer of the body inside the event ("neither JSON nor base64 of it").
+
+Only the shape is checked here; the document's content is validated later, in one place (`documents`).
 """
 
 from __future__ import annotations
@@ -10,22 +17,64 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
+
+from imm_batch_updater import outcome as oc
+from imm_batch_updater.sources.base import Message, SourceFailure
+
+_STANDARD = re.compile(rb"[A-Za-z0-9+/]+={0,2}")
+_URLSAFE = re.compile(rb"[A-Za-z0-9_-]+={0,2}")
+_WHITESPACE = re.compile(rb"[ \t\r\n]+")  # some encoders wrap base64 at 76 columns
 
 
-def _is_json(data: bytes) -> bool:
+def _json_error(data: bytes) -> str | None:
+    """None when `data` is JSON, else why not (position only, never the content)."""
     try:
         json.loads(data.decode("utf-8-sig"))
-    except (ValueError, RecursionError):
-        return False
-    return True
+    except UnicodeDecodeError:
+        return "not UTF-8 text"
+    except json.JSONDecodeError as exc:
+        return f"{exc.msg} (line {exc.lineno} column {exc.colno})"
+    except RecursionError:
+        return None  # JSON, only too deep: `documents` reports that precisely
+    except ValueError:
+        return "not valid JSON"
+    return None
 
 
-def body_bytes(value: str | bytes) -> bytes:
-    raw = value.encode("utf-8") if isinstance(value, str) else value
-    if _is_json(raw):
-        return raw
+def _from_base64(raw: bytes) -> bytes | None:
+    compact = _WHITESPACE.sub(b"", raw)
+    if _STANDARD.fullmatch(compact):
+        altchars = None
+    elif _URLSAFE.fullmatch(compact):
+        altchars = b"-_"
+    else:
+        return None
+    compact = compact.rstrip(b"=")
+    compact += b"=" * (-len(compact) % 4)
     try:
-        decoded = base64.b64decode(raw.strip(), validate=True)
+        decoded = base64.b64decode(compact, altchars=altchars, validate=True)
     except (binascii.Error, ValueError):
+        return None
+    return decoded if decoded and _json_error(decoded) is None else None
+
+
+def decode_body(value: str | bytes, path: str) -> bytes | SourceFailure:
+    """The JSON bytes of a message body (see the module docstring), or an `invalid` failure at `path`."""
+    raw = value.encode("utf-8") if isinstance(value, str) else value
+    reason = _json_error(raw)
+    if reason is None:
         return raw
-    return decoded if decoded and _is_json(decoded) else raw
+    decoded = _from_base64(raw)
+    if decoded is not None:
+        return decoded
+    text = f"the message body is neither a JSON document nor base64 of one: {reason}"
+    return SourceFailure(oc.INVALID, "NotJson", text, path)
+
+
+def body_message(source: str, message_id: str | None, value: str | bytes, path: str) -> Message:
+    """A `Message` carrying the decoded body, or its `invalid` failure."""
+    body = decode_body(value, path)
+    if isinstance(body, SourceFailure):
+        return Message(source=source, message_id=message_id, failure=body)
+    return Message(source=source, message_id=message_id, body=body)

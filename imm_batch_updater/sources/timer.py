@@ -1,6 +1,10 @@
-"""Timer trigger (scheduled reconfiguration): the configured `payload` string is the document or array::
+"""Timer trigger (scheduled reconfiguration): the trigger's configured `payload` string is the document or array::
 
-{"triggerTime": "2023-12-26T07:49:00Z", "triggerName": "nightly", "payload": "{\"ProjectName\": …}"}
+    {"triggerTime": "2023-12-26T07:49:00Z", "triggerName": "nightly", "payload": "{\"ProjectName\": …}"}
+
+An empty or missing payload is `invalid` with a message saying where to put the document (a timer created
+without a payload fires with `""`). Message id: `triggerName@triggerTime`, unique per firing, so FC's retries of
+one firing share it. The payload is taken as JSON text, never base64: it is typed into the trigger config.
 """
 
 from __future__ import annotations
@@ -18,10 +22,16 @@ class TimerSource:
         return isinstance(event, dict) and "triggerTime" in event and "triggerName" in event
 
     def messages(self, event: dict[str, Any], ctx: Any) -> list[Message]:
-        message_id = f"{event.get('triggerName')}@{event.get('triggerTime')}"
+        name, when = event.get("triggerName"), event.get("triggerTime")
+        message_id = f"{name}@{when}" if isinstance(name, str) and isinstance(when, str) else None
         payload = event.get("payload")
-        if not isinstance(payload, str) or not payload.strip():
-            text = "the timer payload is empty: set the trigger's payload to an update document (JSON string)"
-            failure = SourceFailure(oc.INVALID, "EmptyPayload", text, "/payload")
-            return [Message(source=self.name, message_id=message_id, failure=failure)]
-        return [Message(source=self.name, message_id=message_id, body=payload.encode("utf-8"))]
+        if isinstance(payload, str) and payload.strip():
+            return [Message(source=self.name, message_id=message_id, body=payload.encode("utf-8"))]
+        if payload is None or isinstance(payload, str):
+            text = "the timer payload is empty: set the trigger's payload to an update document (a JSON string)"
+            code = "EmptyPayload"
+        else:
+            text = "the timer payload must be a string holding the update document as JSON"
+            code = "InvalidEvent"
+        failure = SourceFailure(oc.INVALID, code, text, "/payload")
+        return [Message(source=self.name, message_id=message_id, failure=failure)]

@@ -1,0 +1,202 @@
+"""OSS trigger through handler.handler: the uploaded object is read from the emulator's OSS with the role's keys."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import tracemalloc
+from types import SimpleNamespace
+
+import pytest
+
+from imm_batch_updater.app import DeliveryIncomplete
+from imm_batch_updater.config import Settings
+from imm_batch_updater.oss_reader import OssReader, ReadFailure
+from tests.conftest import FAILED, PROJECT, READY, fc_context
+from tests.triggers.events import DOC, oss_event, oss_record, pointer, run, statuses
+
+BUCKET = "demo-bucket"
+BULK = json.dumps([DOC, {**DOC, "Id": FAILED, "Resume": True}]).encode()
+
+
+def upload(emu, key: str, data: bytes = BULK) -> str:
+    return emu.oss.put_object(BUCKET, key, data).etag
+
+
+@pytest.mark.parametrize(
+    ("stored", "encoded"),
+    [
+        ("requests/a.json", "requests/a.json"),
+        ("requests/with space.json", "requests/with+space.json"),  # form encoding
+        ("requests/with space.json", "requests/with%20space.json"),  # percent encoding
+        ("requests/a+b.json", "requests/a%2Bb.json"),  # a literal plus, encoded
+        ("requests/a+b.json", "requests/a+b.json"),  # a literal plus left as is: found on the second reading
+        ("requests/中文 ü.json", "requests/%E4%B8%AD%E6%96%87+%C3%BC.json"),
+        ("requests/100%.json", "requests/100%.json"),  # a stray % is kept by every reading
+        ("requests/a%20b.json", "requests/a%20b.json"),  # not encoded at all: the raw key is the last reading
+    ],
+)
+def test_upload_is_applied_with_the_decoded_key(invoke, emu, stored, encoded):
+    etag = upload(emu, stored)
+    result = run(invoke, oss_event(oss_record(BUCKET, encoded, len(BULK), etag=etag)))
+    assert statuses(result) == ["updated", "updated"] and result["results"][1]["resumed"] is True
+    assert result["results"][0]["message_id"] == f"oss://{BUCKET}/{stored}@{etag}"
+    assert emu.imm.get_batch(PROJECT, READY)["Tags"] == {"via": "trigger"}
+
+
+def test_a_present_object_costs_one_get(invoke, emu):
+    upload(emu, "requests/with space.json")
+    run(invoke, oss_event(oss_record(BUCKET, "requests/with+space.json", len(BULK))))
+    assert len(emu.calls(action="GetObject")) == 1
+
+
+def test_one_event_with_several_records(invoke, emu):
+    upload(emu, "requests/1.json", json.dumps(DOC).encode())
+    upload(emu, "requests/2.json", json.dumps({**DOC, "Id": FAILED}).encode())
+    records = [oss_record(BUCKET, "requests/1.json", etag="E1"), oss_record(BUCKET, "requests/2.json", etag="E2")]
+    result = run(invoke, oss_event(*records))
+    assert statuses(result) == ["updated", "updated"]
+
+
+def test_missing_object_and_bucket_are_invalid(invoke, emu):
+    result = run(invoke, oss_event(oss_record(BUCKET, "requests/gone.json"), oss_record("no-bucket", "x.json")))
+    assert statuses(result) == ["invalid", "invalid"]
+    assert [r["error"]["code"] for r in result["results"]] == ["NoSuchKey", "NoSuchBucket"]
+    assert [pointer(result, 0), pointer(result, 1)] == ["/events/0/oss/object/key", "/events/1/oss/bucket/name"]
+    assert emu.calls(service="imm") == []
+
+
+def test_oversized_object_is_invalid_without_reading_it(invoke, emu, fn_env):
+    fn_env.setenv("OSS_MAX_OBJECT_BYTES", "100")
+    upload(emu, "requests/big.json", json.dumps({**DOC, "Tags": {"pad": "x" * 200}}).encode())
+    result = run(invoke, oss_event(oss_record(BUCKET, "requests/big.json", size=250)))
+    assert statuses(result) == ["invalid"] and result["results"][0]["error"]["code"] == "TooLarge"
+    assert "OSS_MAX_OBJECT_BYTES" in result["results"][0]["error"]["message"]
+    assert pointer(result) == "/events/0/oss/object/size" and emu.calls(action="GetObject") == []
+
+
+@pytest.mark.parametrize("size", [10, None])
+def test_the_read_is_bounded_when_the_event_size_is_stale_or_missing(invoke, emu, fn_env, size):
+    fn_env.setenv("OSS_MAX_OBJECT_BYTES", "100")
+    upload(emu, "requests/big.json", json.dumps({**DOC, "Tags": {"pad": "x" * 200}}).encode())
+    result = run(invoke, oss_event(oss_record(BUCKET, "requests/big.json", size=size)))
+    assert statuses(result) == ["invalid"] and result["results"][0]["error"]["code"] == "TooLarge"
+    assert emu.calls(service="imm") == []
+
+
+def test_a_stale_size_does_not_make_the_function_download_a_huge_object(invoke, emu, fn_env):
+    fn_env.setenv("OSS_MAX_OBJECT_BYTES", "1000")
+    upload(emu, "requests/huge.json", b" " * (20 * 1024 * 1024))
+    event = json.dumps(oss_event(oss_record(BUCKET, "requests/huge.json", size=10))).encode()
+    tracemalloc.start()
+    try:
+        result = invoke.direct(None, raw=event)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert result["results"][0]["error"]["code"] == "TooLarge"
+    assert peak < 5 * 1024 * 1024, peak  # the read stopped after the limit instead of taking 20 MiB
+
+
+def test_the_default_object_limit_is_max_body_bytes(invoke, emu, fn_env):
+    fn_env.setenv("MAX_BODY_BYTES", "2048")
+    result = run(invoke, oss_event(oss_record(BUCKET, "requests/x.json", size=2049)))
+    assert result["results"][0]["error"]["code"] == "TooLarge"
+
+
+def test_access_denied_is_rejected(invoke, emu):
+    upload(emu, "secret/x.json")
+    emu.oss.deny(BUCKET, "secret/")
+    result = run(invoke, oss_event(oss_record(BUCKET, "secret/x.json")))
+    assert statuses(result) == ["rejected"] and result["results"][0]["error"]["code"] == "AccessDenied"
+
+
+@pytest.mark.parametrize("kind", ["internal", "unavailable", "drop"])
+def test_oss_5xx_or_network_failure_is_failed_and_raises(invoke, emu, kind):
+    upload(emu, "requests/a.json")
+    emu.faults.inject("GetObject", kind, count=None)
+    with pytest.raises(DeliveryIncomplete, match="failed"):
+        run(invoke, oss_event(oss_record(BUCKET, "requests/a.json")))
+    assert len(emu.calls(action="GetObject")) == 4  # IMM_MAX_ATTEMPTS (default 4), then the platform's turn
+    assert emu.calls(service="imm") == []
+
+
+def test_a_transient_oss_error_is_retried_within_the_invocation(invoke, emu):
+    upload(emu, "requests/a.json")
+    emu.faults.inject("GetObject", "unavailable", count=1)
+    assert statuses(run(invoke, oss_event(oss_record(BUCKET, "requests/a.json")))) == ["updated", "updated"]
+    assert [c.status for c in emu.calls(action="GetObject")] == [503, 200]
+
+
+def test_a_slow_oss_read_is_cut_at_the_function_timeout(invoke, emu):
+    upload(emu, "requests/a.json")
+    emu.faults.inject("GetObject", "latency", count=None, seconds=2.5)
+    started = time.monotonic()
+    with pytest.raises(DeliveryIncomplete):
+        invoke.direct(
+            None,
+            raw=json.dumps(oss_event(oss_record(BUCKET, "requests/a.json"))).encode(),
+            context=fc_context(invoke.sts, timeout=2),
+        )
+    assert time.monotonic() - started < 2  # within context.function.timeout, margin included
+
+
+def test_removal_and_other_events_are_ignored(invoke, emu):
+    event = oss_event(
+        oss_record(BUCKET, "requests/a.json", name="ObjectRemoved:DeleteObject"),
+        oss_record(BUCKET, "requests/a.json", name="ObjectModified:UpdateObjectMeta"),
+    )
+    assert run(invoke, event) == {"results": []}
+    assert emu.calls() == []
+
+
+def test_removal_records_next_to_an_upload_are_skipped(invoke, emu):
+    etag = upload(emu, "requests/a.json", json.dumps(DOC).encode())
+    event = oss_event(
+        oss_record(BUCKET, "requests/old.json", name="ObjectRemoved:DeleteObject"),
+        oss_record(BUCKET, "requests/a.json", etag=etag, name="ObjectCreated:CompleteMultipartUpload"),
+    )
+    assert statuses(run(invoke, event)) == ["updated"]
+
+
+def test_reads_with_the_role_credentials(invoke, emu, sts):
+    upload(emu, "requests/a.json")
+    run(invoke, oss_event(oss_record(BUCKET, "requests/a.json")))
+    [call] = emu.calls(action="GetObject")
+    assert call.access_key_id == sts.access_key_id and call.status == 200
+
+
+def test_signs_with_v4_scoped_to_the_records_region(invoke, emu):
+    """V1 signatures carry no region; V4 ones do, and the emulator (cn-hangzhou) refuses another signing region."""
+    upload(emu, "requests/a.json")
+    record = {**oss_record(BUCKET, "requests/a.json"), "region": "cn-shanghai"}
+    result = run(invoke, oss_event(record))
+    assert statuses(result) == ["rejected"] and result["results"][0]["error"]["code"] == "SignatureDoesNotMatch"
+
+
+def test_signature_errors_never_log_the_token(invoke, emu, sts, caplog):
+    """OSS echoes the string to sign (which holds x-oss-security-token) in SignatureDoesNotMatch; oss2 logs error
+    bodies at INFO and request headers at DEBUG. A runtime whose root logger is at DEBUG must still not see them."""
+    caplog.set_level(logging.DEBUG)
+    upload(emu, "requests/a.json")
+    emu.keyring.add(sts.access_key_id, "not-the-secret-the-function-has", sts.security_token)
+    result = run(invoke, oss_event(oss_record(BUCKET, "requests/a.json")))
+    assert statuses(result) == ["rejected"] and result["results"][0]["error"]["code"] == "SignatureDoesNotMatch"
+    assert sts.security_token not in caplog.text and sts.security_token not in json.dumps(result)
+
+
+# ---- endpoint choice (unit level: no OSS call) ---------------------------------------------------------------------
+def reader(region: str | None = "cn-shanghai", **env: str) -> OssReader:
+    return OssReader(SimpleNamespace(settings=Settings.from_env(env), region=region))
+
+
+def test_endpoint_choice():
+    assert reader().endpoint("cn-hangzhou") == "https://oss-cn-hangzhou.aliyuncs.com"
+    assert reader(IMM_NETWORK="vpc").endpoint("cn-hangzhou") == "https://oss-cn-hangzhou-internal.aliyuncs.com"
+    assert reader(OSS_ENDPOINT="oss-cn-beijing-internal.aliyuncs.com").endpoint("x") == (
+        "https://oss-cn-beijing-internal.aliyuncs.com"
+    )
+    assert reader(OSS_ENDPOINT="http://127.0.0.1:9100").endpoint("x") == "http://127.0.0.1:9100"
+    with pytest.raises(ReadFailure, match="region"):
+        reader(region=None).endpoint(None)
