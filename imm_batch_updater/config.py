@@ -62,7 +62,7 @@ class Settings:
         raw = getattr(os.environ, "_data", None)
         if not isinstance(raw, dict):  # not CPython's os.environ: just parse
             return cls.from_env()
-        key = tuple(raw.get(name) for name in _ENV_KEYS)
+        key = tuple(map(raw.get, _ENV_KEYS))
         cached = _cache.get("settings")
         if cached is not None and cached[0] == key:
             return cached[1]

@@ -64,11 +64,17 @@ def _invalid(message: Message, text: str, code: str, details: list[dict[str, str
     return oc.invalid(text, details, code=code, source=message.source, message_id=message.message_id, **kw)
 
 
+# Built once: `json.loads` with an option builds a new decoder on every call.
+_strict_decoder = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def decode_json(body: bytes | str) -> Any:
     """Strict JSON: UTF-8 (a BOM is tolerated), no NaN/Infinity. Raises ValueError or RecursionError."""
     if isinstance(body, bytes):
         body = body.decode("utf-8-sig")
-    return json.loads(body, parse_constant=_reject_constant)
+    if body.startswith("\ufeff"):  # what json.loads says about a second BOM
+        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", body, 0)
+    return _strict_decoder.decode(body)
 
 
 def parse_message(message: Message, settings: Settings) -> list[Item]:

@@ -14,17 +14,24 @@ import time
 from typing import Any, TextIO
 
 _lock = threading.Lock()
+# Built once: `json.dumps` with options builds a new encoder on every call.
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+_second: tuple[int, str] = (-1, "")  # (whole second, its "%Y-%m-%dT%H:%M:%S"): strftime once a second
 
 
 def _ts() -> str:
+    global _second
     now = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+    cached = _second
+    if cached[0] != int(now):
+        cached = _second = (int(now), time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)))
+    return f"{cached[1]}.{int(now % 1 * 1000):03d}Z"
 
 
 def log(level: str, msg: str, stream: TextIO | None = None, **fields: Any) -> None:
     record = {"ts": _ts(), "level": level, "msg": msg}
     record.update({k: v for k, v in fields.items() if v is not None})
-    line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str)
+    line = _encoder.encode(record)
     out = stream or sys.stdout
     with _lock:
         out.write(line + "\n")

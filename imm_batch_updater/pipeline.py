@@ -19,6 +19,9 @@ Apply = Callable[[UpdateRequest], Outcome]
 
 
 def _run_group(requests: list[tuple[int, UpdateRequest]], apply: Apply) -> list[tuple[int, Outcome]]:
+    if len(requests) == 1:  # the common case: nothing to compare with, so no fingerprint to compute
+        position, request = requests[0]
+        return [(position, apply(request))]
     results: list[tuple[int, Outcome]] = []
     previous: tuple[str, Outcome] | None = None
     for position, request in requests:
@@ -36,6 +39,8 @@ def _run_group(requests: list[tuple[int, UpdateRequest]], apply: Apply) -> list[
 
 def process(items: list[Item], apply: Apply, concurrency: int = 8) -> list[Outcome]:
     """Outcomes in the order of `items` (already-final `Outcome` items pass through)."""
+    if len(items) == 1 and isinstance(items[0], UpdateRequest):  # one document (the common webhook case)
+        return [apply(items[0])]
     outcomes: list[Outcome | None] = [item if isinstance(item, Outcome) else None for item in items]
     groups: dict[tuple[str, str], list[tuple[int, UpdateRequest]]] = {}
     for position, item in enumerate(items):
