@@ -60,8 +60,8 @@ def _fast_check() -> Any:
         and any_of
         and all(isinstance(b, dict) and list(b) == ["required"] and isinstance(b["required"], list) for b in any_of)
     ):
-        return fastjsonschema.compile(draft7)
-    check = fastjsonschema.compile({k: v for k, v in draft7.items() if k != "anyOf"})
+        return fastjsonschema.compile(draft7, use_default=False)
+    check = fastjsonschema.compile({k: v for k, v in draft7.items() if k != "anyOf"}, use_default=False)
     groups = tuple(tuple(b["required"]) for b in any_of)
     names = frozenset(g[0] for g in groups) if all(len(g) == 1 for g in groups) else None
 

@@ -155,3 +155,10 @@ def test_oversized_message_is_invalid():
 def test_update_request_keeps_only_given_change_fields():
     [item] = parse(json.dumps({"ProjectName": "p", "Id": "b", "Tags": {"a": 1}, "DryRun": True}).encode())
     assert item.changes == {"Tags": {"a": 1}} and item.dry_run and not item.resume
+
+
+def test_validation_never_changes_the_document():
+    doc = {"ProjectName": "p", "Id": "b", "Tags": {"a": "b"}}
+    before = json.dumps(doc, sort_keys=True)
+    assert validate(doc) == []
+    assert json.dumps(doc, sort_keys=True) == before  # no defaults (Resume, DryRun) filled in
