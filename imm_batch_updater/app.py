@@ -21,7 +21,7 @@ from imm_batch_updater import outcome as oc
 from imm_batch_updater import sinks as optional_sinks
 from imm_batch_updater.apply import apply_update
 from imm_batch_updater.config import DEFAULT_TIMEOUT_S, Settings
-from imm_batch_updater.documents import Item, UpdateRequest, parse_message
+from imm_batch_updater.documents import Item, UpdateRequest, parse_message, utf8_text
 from imm_batch_updater.imm import ImmGateway
 from imm_batch_updater.outcome import ErrorInfo, Outcome
 from imm_batch_updater.pipeline import process
@@ -225,6 +225,6 @@ def decode_event(event: Any) -> tuple[Any, bytes]:
         return event, b""
     raw = event.encode("utf-8") if isinstance(event, str) else bytes(event or b"")
     try:
-        return json.loads(raw.decode("utf-8-sig")), raw
+        return json.loads(utf8_text(raw)), raw
     except (ValueError, RecursionError):
         return NOT_JSON, raw

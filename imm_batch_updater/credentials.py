@@ -68,10 +68,9 @@ def from_default_chain() -> Credentials | None:
 
 def resolve(context: Any) -> Credentials:
     """The credentials to sign with for this invocation."""
-    for source in (lambda: from_context(context), from_env, from_default_chain):
-        creds = source()
-        if creds is not None:
-            return creds
+    creds = from_context(context) or from_env() or from_default_chain()
+    if creds is not None:
+        return creds
     raise CredentialsUnavailable(
         "no credentials: FC passes the function role's keys in the context or ALIBABA_CLOUD_* variables; "
         "set a role on the function (or those variables locally)"

@@ -68,10 +68,16 @@ def _invalid(message: Message, text: str, code: str, details: list[dict[str, str
 _strict_decoder = json.JSONDecoder(parse_constant=_reject_constant)
 
 
+def utf8_text(raw: bytes) -> str:
+    """`raw.decode("utf-8-sig")` (one leading BOM dropped) without that codec's Python-level wrapper."""
+    text = raw.decode("utf-8")
+    return text[1:] if text.startswith("\ufeff") else text
+
+
 def decode_json(body: bytes | str) -> Any:
     """Strict JSON: UTF-8 (a BOM is tolerated), no NaN/Infinity. Raises ValueError or RecursionError."""
     if isinstance(body, bytes):
-        body = body.decode("utf-8-sig")
+        body = utf8_text(body)
     if body.startswith("\ufeff"):  # what json.loads says about a second BOM
         raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", body, 0)
     return _strict_decoder.decode(body)

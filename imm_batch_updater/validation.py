@@ -71,7 +71,7 @@ def _fast_check() -> Any:
         return not any(all(name in data for name in group) for group in groups)
 
     def fast_check(data: Any) -> Any:
-        # In the order the compiled schema would check it: the anyOf before the properties (which fill defaults).
+        # The anyOf first, as the full compiled schema would check it.
         if isinstance(data, dict) and none_given(data):
             raise fastjsonschema.JsonSchemaValueException(
                 "data cannot be validated by any definition", name="data", rule="anyOf"
