@@ -25,6 +25,21 @@ _ENV_KEYS = tuple(
 _cache: dict[str, tuple[tuple[bytes | None, ...], Settings]] = {}
 
 
+def env_int(raw: str | None, name: str, default: int, low: int, high: int, warnings: list[str]) -> int:
+    """An integer setting in [low, high]; empty means `default`, and a bad value falls back to it with a warning."""
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        warnings.append(f"{name} is not an integer; using {default}")
+        return default
+    if not low <= value <= high:
+        warnings.append(f"{name} must be between {low} and {high}; using {default}")
+        return default
+    return value
+
+
 def _bool(value: str | None, default: bool) -> bool:
     if value is None or value.strip() == "":
         return default
@@ -76,18 +91,7 @@ class Settings:
         warnings: list[str] = []
 
         def integer(name: str, default: int, low: int, high: int) -> int:
-            raw = env.get(name)
-            if raw is None or raw.strip() == "":
-                return default
-            try:
-                value = int(raw)
-            except ValueError:
-                warnings.append(f"{name} is not an integer; using {default}")
-                return default
-            if not low <= value <= high:
-                warnings.append(f"{name} must be between {low} and {high}; using {default}")
-                return default
-            return value
+            return env_int(env.get(name), name, default, low, high, warnings)
 
         protocol = (env.get("IMM_PROTOCOL") or "https").strip().lower()
         if protocol not in ("http", "https"):

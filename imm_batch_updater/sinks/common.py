@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 from imm_batch_updater import logs
+from imm_batch_updater.config import env_int
 from imm_batch_updater.outcome import Outcome
 from imm_batch_updater.sinks.base import Invocation
 
@@ -112,18 +113,7 @@ class SinkSettings:
             return value
 
         def integer(name: str, default: int, low: int, high: int) -> int:
-            raw = text(name)
-            if raw is None:
-                return default
-            try:
-                value = int(raw)
-            except ValueError:
-                warnings.append(f"{name} is not an integer; using {default}")
-                return default
-            if not low <= value <= high:
-                warnings.append(f"{name} must be between {low} and {high}; using {default}")
-                return default
-            return value
+            return env_int(text(name), name, default, low, high, warnings)
 
         return cls(
             filter=mode("RESULT_SINK_FILTER", FILTER_ALL) or FILTER_ALL,
@@ -206,6 +196,20 @@ def account_id(ctx: Any) -> str | None:
 
 def own_function_name(ctx: Any) -> str | None:
     return getattr(ctx, "function_name", None) or os.environ.get("FC_FUNCTION_NAME") or None
+
+
+def account_and_region(ctx: Any, sink: str, service: str, variable: str, endpoint_variable: str) -> tuple[str, str]:
+    """The account id and region a sink's default endpoint is built from, or a SinkConfigError naming the override."""
+    account = account_id(ctx)
+    region = getattr(ctx, "region", None)
+    if not account or not region:
+        raise SinkConfigError(
+            sink,
+            f"{variable} is set but the {service} endpoint is unknown: no account id (context.account_id / "
+            f"FC_ACCOUNT_ID) or region; set {endpoint_variable}",
+            refused=False,
+        )
+    return account, region
 
 
 def split_endpoint(value: str) -> tuple[str, str]:

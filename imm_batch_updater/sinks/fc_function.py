@@ -66,15 +66,7 @@ def endpoint_for(settings: common.SinkSettings, ctx: Any) -> tuple[str, str]:
     """(scheme, host[:port]) of the FC API."""
     if settings.fc_endpoint:
         return common.split_endpoint(settings.fc_endpoint)
-    account = common.account_id(ctx)
-    region = getattr(ctx, "region", None)
-    if not account or not region:
-        raise common.SinkConfigError(
-            "fc_function",
-            "RESULT_FC_FUNCTION is set but the FC endpoint is unknown: no account id (context.account_id / "
-            "FC_ACCOUNT_ID) or region; set RESULT_FC_ENDPOINT",
-            refused=False,
-        )
+    account, region = common.account_and_region(ctx, "fc_function", "FC", "RESULT_FC_FUNCTION", "RESULT_FC_ENDPOINT")
     suffix = "-internal" if settings.network == "vpc" else ""
     return "https", f"{account}.{region}{suffix}.fc.aliyuncs.com"
 

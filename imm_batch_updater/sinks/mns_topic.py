@@ -34,15 +34,7 @@ def endpoint_for(settings: common.SinkSettings, ctx: Any) -> str:
     if settings.mns_endpoint:
         scheme, host = common.split_endpoint(settings.mns_endpoint)
         return f"{scheme}://{host}"
-    account = common.account_id(ctx)
-    region = getattr(ctx, "region", None)
-    if not account or not region:
-        raise common.SinkConfigError(
-            "mns_topic",
-            "RESULT_MNS_TOPIC is set but the MNS endpoint is unknown: no account id (context.account_id / "
-            "FC_ACCOUNT_ID) or region; set RESULT_MNS_ENDPOINT",
-            refused=False,
-        )
+    account, region = common.account_and_region(ctx, "mns_topic", "MNS", "RESULT_MNS_TOPIC", "RESULT_MNS_ENDPOINT")
     suffix = "-internal" if settings.network == "vpc" else ""
     return f"https://{account}.mns.{region}{suffix}.aliyuncs.com"
 
