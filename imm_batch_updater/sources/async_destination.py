@@ -17,15 +17,20 @@ from imm_batch_updater import outcome as oc
 from imm_batch_updater.sources.base import Message, SourceFailure
 
 
+def is_destination_record(event: Any) -> bool:
+    """An FC async-destination record. It has a `requestContext` like an HTTP event, so HttpSource asks this too."""
+    return (
+        isinstance(event, dict)
+        and isinstance(event.get("requestContext"), dict)
+        and ("requestPayload" in event or "responsePayload" in event)
+    )
+
+
 class AsyncDestinationSource:
     name = "async_destination"
 
     def matches(self, event: Any) -> bool:
-        return (
-            isinstance(event, dict)
-            and isinstance(event.get("requestContext"), dict)
-            and ("requestPayload" in event or "responsePayload" in event)
-        )
+        return is_destination_record(event)
 
     def messages(self, event: dict[str, Any], ctx: Any) -> list[Message]:
         request_id = event["requestContext"].get("requestId")

@@ -24,6 +24,7 @@ from typing import Any
 from imm_batch_updater import logs
 from imm_batch_updater import outcome as oc
 from imm_batch_updater.outcome import ErrorInfo, Outcome
+from imm_batch_updater.sources.async_destination import is_destination_record
 from imm_batch_updater.sources.base import Message
 from imm_batch_updater.webhooks import WebhookAuthError, verify
 
@@ -61,9 +62,7 @@ class HttpSource:
             isinstance(event, dict)
             and isinstance(event.get("requestContext"), dict)
             and isinstance(event["requestContext"].get("http"), dict)
-            # an async-destination record also has a requestContext
-            and "requestPayload" not in event
-            and "responsePayload" not in event
+            and not is_destination_record(event)
         )
 
     def respond(self, event: dict[str, Any], app: Any, ctx: Any) -> dict[str, Any]:
