@@ -150,6 +150,26 @@ class _OssError(Exception):
         self.status, self.code, self.message, self.extra = status, code, message, extra
 
 
+def _signature_mismatch(
+    access_key_id: str, signature: str, string_to_sign: bytes, canonical_request: bytes | None = None
+) -> _OssError:
+    """OSS's SignatureDoesNotMatch (V1 and V4), with the strings it echoes so a client can debug its signing."""
+    detail = {
+        "OSSAccessKeyId": access_key_id,
+        "SignatureProvided": signature,
+        "StringToSign": string_to_sign.decode("utf-8", "replace"),
+    }
+    if canonical_request is not None:
+        detail["CanonicalRequest"] = canonical_request.decode("utf-8", "replace")
+    return _OssError(
+        403,
+        "SignatureDoesNotMatch",
+        "The request signature we calculated does not match the signature you provided. "
+        "Check your key and signing method.",
+        **detail,
+    )
+
+
 class OssService:
     """Emulated OSS (one account, one region). Thread-safe: the HTTP server runs one thread per connection."""
 
@@ -407,15 +427,7 @@ class OssService:
             string_to_sign = _v1_string_to_sign(request, bucket, key)
             expected = base64.b64encode(hmac.new(secret.encode(), string_to_sign, hashlib.sha1).digest()).decode()
             if not hmac.compare_digest(expected, signature):
-                raise _OssError(
-                    403,
-                    "SignatureDoesNotMatch",
-                    "The request signature we calculated does not match the signature you provided. "
-                    "Check your key and signing method.",
-                    OSSAccessKeyId=access_key_id,
-                    SignatureProvided=signature,
-                    StringToSign=string_to_sign.decode("utf-8", "replace"),
-                )
+                raise _signature_mismatch(access_key_id, signature, string_to_sign)
         elif authorization.startswith("OSS4-HMAC-SHA256 "):
             self._verify_v4(request, bucket, key, authorization)
         else:
@@ -486,16 +498,7 @@ class OssService:
             signing_key = hmac.new(signing_key, item.encode(), hashlib.sha256).digest()
         expected = hmac.new(signing_key, string_to_sign, hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected, signature):
-            raise _OssError(
-                403,
-                "SignatureDoesNotMatch",
-                "The request signature we calculated does not match the signature you provided. "
-                "Check your key and signing method.",
-                OSSAccessKeyId=access_key_id,
-                SignatureProvided=signature,
-                StringToSign=string_to_sign.decode(),
-                CanonicalRequest=canonical_request.decode("utf-8", "replace"),
-            )
+            raise _signature_mismatch(access_key_id, signature, string_to_sign, canonical_request)
 
     # -- responses -----------------------------------------------------------------------------------------------
     def _base_headers(self) -> dict[str, str]:
