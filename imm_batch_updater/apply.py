@@ -92,7 +92,8 @@ def apply_update(request: UpdateRequest, gateway: imm.ImmGateway, precheck: bool
             return _failure(request, exc.error, exc.attempts)
         attempts += n
         state = batch.get("State")
-        changes_diff = diff(batch, request.changes)
+        if request.dry_run:  # only a dry run reports the diff; a normal precheck needs just the state
+            changes_diff = diff(batch, request.changes)
         if state not in UPDATABLE_STATES:
             result = _base(request, oc.CONFLICT, attempts, state=state)
             result.error = ErrorInfo(
