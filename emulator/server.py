@@ -54,7 +54,11 @@ class RequestRecord:
     path: str
     status: int
     access_key_id: str | None
-    at: float
+    at: float  # time.time() when the answer was ready
+    started: float = 0.0  # time.time() when the request had been read (concurrency checks compare these)
+    signing: str = ""  # the signature scheme the request used (see `_signing_of`), "" when unsigned
+    body: bytes = b""  # the request body as received (form fields for IMM; no credentials are in a body)
+    query: str = ""  # the raw query string (RPC V2 and presigned URLs carry their signature here)
 
 
 class Service(Protocol):
@@ -209,6 +213,7 @@ class Emulator:
 
     # -- dispatch --------------------------------------------------------------------------------------------
     def dispatch(self, request: Request) -> Response:
+        started = time.time()
         service = next((s for s in self.services if s.matches(request)), self.oss)
         action = service.action_of(request)
         response = self.faults.apply(service, action, request)
@@ -227,6 +232,10 @@ class Emulator:
                     status=0 if response.drop else response.status,
                     access_key_id=_access_key_id_of(request),
                     at=time.time(),
+                    started=started,
+                    signing=_signing_of(request),
+                    body=request.body,
+                    query=request.query,
                 )
             )
         return response
@@ -253,6 +262,21 @@ class _QuietServer(ThreadingHTTPServer):
         if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
             return
         super().handle_error(request, client_address)
+
+
+def _signing_of(request: Request) -> str:
+    """The scheme's name: ACS3-HMAC-SHA256, HMAC-SHA1 (RPC V2), OSS4-HMAC-SHA256, OSS (V1) or MNS; "" if unsigned."""
+    auth = request.header("authorization")
+    if auth:
+        return auth.split(" ", 1)[0]
+    params = request.query_params
+    if "x-oss-signature" in params:
+        return "OSS4-HMAC-SHA256"  # a presigned V4 URL
+    if "OSSAccessKeyId" in params:
+        return "OSS"  # a presigned V1 URL
+    if "Signature" in params:
+        return params.get("SignatureMethod", "HMAC-SHA1")  # RPC V2
+    return ""
 
 
 def _access_key_id_of(request: Request) -> str | None:
