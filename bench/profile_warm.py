@@ -53,13 +53,13 @@ STEPS = [
     ("imm_batch_updater.imm", "ImmGateway.update_batch"),
     ("imm_batch_updater.imm", "ImmGateway._call"),
     ("imm_batch_updater.imm", "client_for"),
-    ("alibabacloud_imm20200930.client", "Client.update_batch_with_options"),
+    ("alibabacloud_tea_openapi.client", "Client.call_api"),
     ("imm_batch_updater.app", "App.report"),
     ("imm_batch_updater.sinks.log", "LogSink.emit"),
     ("imm_batch_updater.logs", "log"),
     ("imm_batch_updater.app", "App.sinks"),
 ]
-SDK_STEP = "Client.update_batch_with_options"
+SDK_STEP = "Client.call_api"
 
 
 def _instrument() -> dict[str, list[float]]:
@@ -136,19 +136,20 @@ def main(argv: list[str]) -> int:
         check = _fast_check()
         encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
+        from alibabacloud_tea_openapi.utils_models import OpenApiRequest
+
+        from imm_batch_updater.imm import _params, update_form
+
         def minimal(event: bytes, context: Any) -> dict[str, Any]:
             doc = json.loads(event)
             check(doc)
-            request = models.UpdateBatchRequest().from_map(doc)
-            request.actions = None
-            response = minimal_client.update_batch_with_options(
-                request, RuntimeOptions(read_timeout=10000, connect_timeout=3000)
-            )
+            form = update_form(doc["ProjectName"], doc["Id"], {k: v for k, v in doc.items() if k == "Tags"})
+            answer = minimal_client.call_api(_params("UpdateBatch"), OpenApiRequest(body=form), runtime)
             line = {"ts": time.time(), "level": "INFO", "msg": "outcome", "request_id": context.request_id}
             line.update(project=doc["ProjectName"], batch_id=doc["Id"], status="updated")
             sys.stdout.write(encoder.encode(line) + "\n")
             sys.stdout.flush()
-            return {"results": [{"status": "updated", "request_id": response.body.request_id}]}
+            return {"results": [{"status": "updated", "request_id": answer["body"].get("RequestId")}]}
 
         fn, sdk = _loop(n, minimal, bare, key)
         print(f"minimal handler: {fn / sdk:.3f} ({(fn - sdk) * 1e6:.0f} us over a {sdk * 1e6:.0f} us SDK call)")
@@ -170,16 +171,13 @@ def main(argv: list[str]) -> int:
 
 def _tight_loop(key: Key, n: int = 5000) -> float:
     """The handler's own work with warm caches: the SDK call replaced by a canned answer."""
-    from alibabacloud_imm20200930 import models
-    from alibabacloud_imm20200930.client import Client
+    from alibabacloud_tea_openapi.client import Client
 
     import handler
 
-    class Answer:
-        body = models.UpdateBatchResponseBody(request_id="stub")
-
-    real = Client.update_batch_with_options
-    Client.update_batch_with_options = lambda self, request, runtime: Answer  # type: ignore[method-assign]
+    answer = {"body": {"RequestId": "stub"}, "headers": {}, "statusCode": 200}
+    real = Client.call_api
+    Client.call_api = lambda self, params, request, runtime: answer  # type: ignore[method-assign]
     try:
         event = json.dumps({"ProjectName": PROJECT, "Id": BATCH, "Tags": {"p": "1"}}).encode()
         context = fc_context(key)
@@ -191,7 +189,7 @@ def _tight_loop(key: Key, n: int = 5000) -> float:
                 handler.handler(event, context)
             return (time.perf_counter() - t0) / n
     finally:
-        Client.update_batch_with_options = real  # type: ignore[method-assign]
+        Client.call_api = real  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":
