@@ -10,7 +10,6 @@ HTTP requests always get an FC 3.0 response struct and never raise.
 
 from __future__ import annotations
 
-import json
 import time
 from functools import lru_cache
 from typing import Any
@@ -21,7 +20,7 @@ from imm_batch_updater import outcome as oc
 from imm_batch_updater import sinks as optional_sinks
 from imm_batch_updater.apply import apply_update
 from imm_batch_updater.config import DEFAULT_TIMEOUT_S, Settings
-from imm_batch_updater.documents import Item, UpdateRequest, parse_message, utf8_text
+from imm_batch_updater.documents import Item, UpdateRequest, decode_json, parse_message
 from imm_batch_updater.imm import ImmGateway
 from imm_batch_updater.outcome import ErrorInfo, Outcome
 from imm_batch_updater.pipeline import process
@@ -53,15 +52,16 @@ class InvocationContext:
         self.raw = context
         self.settings = settings
         self.request_id: str | None = _get(context, "request_id")
-        self.function_name: str | None = _get(context, "function", "name")
-        timeout = _get(context, "function", "timeout")
+        function = _get(context, "function")
+        self.function_name: str | None = _get(function, "name")
+        timeout = _get(function, "timeout")
         try:
             self.timeout_s = float(timeout) if timeout else DEFAULT_TIMEOUT_S
         except (TypeError, ValueError):
             self.timeout_s = DEFAULT_TIMEOUT_S
         self.region: str | None = settings.region(_get(context, "region"))
         self.deadline = Deadline.for_timeout(self.timeout_s)
-        self.raw_event: bytes = b""  # the event as FC delivered it (direct invocations parse it themselves)
+        self.raw_event: bytes = b""  # the event as FC delivered it (a direct invocation's document)
 
     def credentials(self) -> creds.Credentials:
         return creds.resolve(self.raw)
@@ -167,6 +167,8 @@ class App:
     def sinks(self, ctx: InvocationContext) -> list[Sink]:
         if self.extra_sinks is not None:
             return self.extra_sinks
+        if not ctx.settings.result_sinks:
+            return []
         return optional_sinks.configured(ctx)
 
 
@@ -220,11 +222,15 @@ def _unapplied(request: Item, code: str, message: str) -> Outcome:
 
 
 def decode_event(event: Any) -> tuple[Any, bytes]:
-    """(decoded JSON or NOT_JSON, raw bytes). FC passes bytes; str and dict are accepted too (tests, local)."""
+    """(decoded JSON or NOT_JSON, raw bytes). FC passes bytes; str and dict are accepted too (tests, local).
+
+    The same strict decoding as every document gets (`documents.decode_json`), so a direct invocation's document
+    is decoded once: its message carries both the bytes (for the size limit) and the result.
+    """
     if isinstance(event, (dict, list)):
         return event, b""
     raw = event.encode("utf-8") if isinstance(event, str) else bytes(event or b"")
     try:
-        return json.loads(utf8_text(raw)), raw
-    except (ValueError, RecursionError):
+        return decode_json(raw), raw
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return NOT_JSON, raw

@@ -19,7 +19,8 @@ _ENV_KEYS = tuple(
     for name in (
         "IMM_ENDPOINT IMM_PROTOCOL IMM_REGION IMM_NETWORK IMM_PROJECT IMM_PRECHECK HTTP_AUTH WEBHOOK_SECRET "
         "OSS_ENDPOINT IMM_MAX_ATTEMPTS IMM_BACKOFF_BASE_MS IMM_BACKOFF_MAX_MS IMM_CONNECT_TIMEOUT_MS "
-        "IMM_READ_TIMEOUT_MS MAX_BODY_BYTES MAX_DOCUMENTS UPDATE_CONCURRENCY"
+        "IMM_READ_TIMEOUT_MS MAX_BODY_BYTES MAX_DOCUMENTS UPDATE_CONCURRENCY "
+        "RESULT_MNS_TOPIC RESULT_WEBHOOK_URL RESULT_FC_FUNCTION"
     ).split()
 )
 _cache: dict[str, tuple[tuple[bytes | None, ...], Settings]] = {}
@@ -65,6 +66,8 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     max_documents: int = 100
     concurrency: int = 8
+    # Is any optional result sink asked for? (sinks.configured reads their settings; most functions have none.)
+    result_sinks: bool = False
     warnings: tuple[str, ...] = ()
 
     @classmethod
@@ -120,6 +123,11 @@ class Settings:
             max_body_bytes=integer("MAX_BODY_BYTES", 1024 * 1024, 1024, 32 * 1024 * 1024),
             max_documents=integer("MAX_DOCUMENTS", 100, 1, 1000),
             concurrency=integer("UPDATE_CONCURRENCY", 8, 1, 64),
+            result_sinks=bool(
+                (env.get("RESULT_MNS_TOPIC") or "").strip()
+                or (env.get("RESULT_WEBHOOK_URL") or "").strip()
+                or (env.get("RESULT_FC_FUNCTION") or "").strip()
+            ),
             warnings=tuple(warnings),
         )
 

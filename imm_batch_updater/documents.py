@@ -101,7 +101,8 @@ def parse_message(message: Message, settings: Settings) -> list[Item]:
             text = f"the message is larger than {settings.max_body_bytes} bytes"
             return [_invalid(message, text, "TooLarge", [{"path": "", "message": text}])]
         try:
-            parsed = decode_json(message.body)
+            # Already decoded by the source with the same strict decoder? (null is decoded again: same result)
+            parsed = message.parsed if message.parsed is not None else decode_json(message.body)
         except UnicodeDecodeError:
             text = "the message is not UTF-8 text"
             return [_invalid(message, text, "NotJson", [{"path": "", "message": text}])]

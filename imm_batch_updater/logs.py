@@ -29,13 +29,26 @@ def _ts() -> str:
 
 
 def log(level: str, msg: str, stream: TextIO | None = None, **fields: Any) -> None:
+    """One line: ts, level, msg, then the fields that are not None."""
     record = {"ts": _ts(), "level": level, "msg": msg}
-    record.update({k: v for k, v in fields.items() if v is not None})
-    line = _encoder.encode(record)
+    for name, value in fields.items():
+        if value is not None:
+            record[name] = value
+    write(record, stream)
+
+
+def write(record: dict[str, Any], stream: TextIO | None = None) -> None:
+    """Write a record that is already complete (`ts` first, no None values: see `log`)."""
+    line = _encoder.encode(record) + "\n"
     out = stream or sys.stdout
     with _lock:
-        out.write(line + "\n")
+        out.write(line)
         out.flush()
+
+
+def timestamp() -> str:
+    """The `ts` of a line written now."""
+    return _ts()
 
 
 def info(msg: str, **fields: Any) -> None:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from imm_batch_updater.outcome import Outcome
 
 
-@dataclass(frozen=True)
-class Invocation:
-    """What the sinks may say about the invocation an outcome belongs to."""
+class Invocation(NamedTuple):
+    """What the sinks may say about the invocation an outcome belongs to (immutable; built per invocation)."""
 
     request_id: str | None
     function_name: str | None

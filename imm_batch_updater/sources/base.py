@@ -31,7 +31,9 @@ class Message:
     source: str  # "http", "direct", "mns_topic", "mns_queue", "oss", "timer", "async_destination"
     message_id: str | None  # for correlation and de-duplication (MNS MessageId, CloudEvent id, OSS key@etag, ...)
     body: bytes | None = None
-    parsed: Any = None  # already-decoded JSON (direct invocation delivers a dict), used when body is None
+    # Already-decoded JSON: used instead of `body` when body is None (a dict handed to the handler), and instead of
+    # decoding `body` again when the source decoded it with `documents.decode_json` (a direct invocation).
+    parsed: Any = None
     failure: SourceFailure | None = None
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from imm_batch_updater.sources import NOT_JSON
 from imm_batch_updater.sources.base import Message
 
 
@@ -18,7 +19,9 @@ class DirectSource:
 
     def messages(self, event: Any, ctx: Any) -> list[Message]:
         raw = getattr(ctx, "raw_event", b"")
-        if raw:
-            # Keep the raw bytes: size limits and strict JSON parsing apply the same way as for every trigger.
-            return [Message(source=self.name, message_id=getattr(ctx, "request_id", None), body=raw)]
+        if raw or event is NOT_JSON:
+            # The raw bytes go along for the size limit (and for the JSON error, when the event is not JSON); the
+            # event was decoded with the documents' strict decoder, so it is not decoded again.
+            parsed = None if event is NOT_JSON else event
+            return [Message(source=self.name, message_id=getattr(ctx, "request_id", None), body=raw, parsed=parsed)]
         return [Message(source=self.name, message_id=getattr(ctx, "request_id", None), parsed=event)]
