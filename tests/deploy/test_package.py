@@ -142,3 +142,73 @@ def test_walker_model_on_the_upstream_fixture(tmp_path):
 )
 def test_minimatch_model(pattern, path, partial, hit):
     assert Rule.parse(pattern).match(path, partial) is hit
+
+
+def _requirement_names(path: Path) -> set[str]:
+    names = set()
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line and not line.startswith("-"):
+            names.add(_canonical(line.split("==", 1)[0]))
+    return names
+
+
+def _canonical(name: str) -> str:
+    import re
+
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _with_dependencies(names: set[str]) -> set[str]:
+    """The distributions `pip install -r requirements.txt` brings: the named ones and what they require."""
+    import re
+    from importlib.metadata import PackageNotFoundError, requires
+
+    seen: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            needs = requires(name) or []
+        except PackageNotFoundError:
+            continue
+        for spec in needs:
+            if "extra ==" in spec:
+                continue
+            todo.append(_canonical(re.split(r"[ ;<>=!~\[(]", spec, maxsplit=1)[0]))
+    return seen
+
+
+def test_deployed_code_imports_only_what_requirements_txt_installs(packaged):
+    """requirements-dev.txt (tests, bench: e.g. the IMM product SDK) is never installed into the function."""
+    import ast
+    import sys
+    from importlib.metadata import packages_distributions
+
+    installed = _with_dependencies(_requirement_names(ROOT / "requirements.txt"))
+    providers = packages_distributions()
+    missing: dict[str, str] = {}
+    used: set[str] = set()
+    for path in packaged:
+        if not path.endswith(".py") or path.startswith("python/"):
+            continue
+        for node in ast.walk(ast.parse((ROOT / path).read_text())):
+            if isinstance(node, ast.Import):
+                tops = [a.name.split(".")[0] for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                tops = [node.module.split(".")[0]]
+            else:
+                continue
+            for top in tops:
+                if top in sys.stdlib_module_names or top == "imm_batch_updater":
+                    continue
+                distributions = {_canonical(d) for d in providers.get(top, [])}
+                used |= distributions
+                if not distributions & installed:
+                    missing[top] = path
+    assert not missing, f"imported by deployed code but not installed by requirements.txt: {missing}"
+    unused = _requirement_names(ROOT / "requirements.txt") - used
+    assert not unused, f"requirements.txt installs what no deployed module imports (requirements-dev.txt?): {unused}"
