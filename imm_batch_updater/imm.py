@@ -245,10 +245,15 @@ def _params(action: str) -> Any:
     return Params(action=action, **_ACTION_PARAMS)
 
 
-def call_api(client: Any, action: str, request: dict[str, Any], runtime: Any) -> Any:
+@lru_cache(maxsize=1)
+def _request_type() -> Any:
     from alibabacloud_tea_openapi.utils_models import OpenApiRequest
 
-    return client.call_api(_params(action), OpenApiRequest(**request), runtime)
+    return OpenApiRequest
+
+
+def call_api(client: Any, action: str, request: dict[str, Any], runtime: Any) -> Any:
+    return client.call_api(_params(action), _request_type()(**request), runtime)
 
 
 def _answer_body(answer: Any) -> dict[str, Any]:
@@ -267,16 +272,21 @@ def _runtime_options(read_timeout_ms: int, connect_timeout_ms: int) -> Any:
 _clients: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
 _clients_lock = threading.Lock()
 MAX_CLIENTS = 4  # a few live credential sets at most (rotation overlaps); the oldest client is dropped
+_clients_last: tuple[tuple[Any, ...], Any] | None = None  # the client used last, checked first without the lock
 
 
 def client_for(gateway: ImmGateway) -> Any:
     """The SDK client for the gateway's endpoint and credentials, reused across invocations of this instance."""
     creds = gateway.credentials
     key = (gateway.endpoint, gateway.protocol, gateway.region, creds.cache_key)
+    last = _clients_last
+    if last is not None and last[0] == key:  # the common case: the same keys as the previous call
+        return last[1]
     with _clients_lock:
         client = _clients.get(key)
         if client is not None:
             _clients.move_to_end(key)
+            _remember_last(key, client)
             return client
     # The SDK core's generic client: the IMM product SDK adds only request models (which `call_api` does without)
     # and an endpoint lookup (IMM_ENDPOINT / IMM_REGION always give one here), and costs ~50 ms of import.
@@ -298,4 +308,10 @@ def client_for(gateway: ImmGateway) -> Any:
         _clients[key] = client
         while len(_clients) > MAX_CLIENTS:
             _clients.popitem(last=False)
+        _remember_last(key, client)
     return client
+
+
+def _remember_last(key: tuple[Any, ...], client: Any) -> None:
+    global _clients_last
+    _clients_last = (key, client)  # one tuple, replaced whole: readers without the lock see old or new, never a mix

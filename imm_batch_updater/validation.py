@@ -127,14 +127,19 @@ def _describe(error: Any) -> list[tuple[list[Any], str]]:
     return [(path, messages.get(kw, f"fails the schema rule '{kw}'"))]
 
 
-def validate(document: Any) -> list[Problem]:
-    """All problems with `document` (empty when it is valid), sorted by path."""
+@lru_cache(maxsize=1)
+def _fast_error() -> type[Exception]:
     import fastjsonschema
 
+    return fastjsonschema.JsonSchemaException
+
+
+def validate(document: Any) -> list[Problem]:
+    """All problems with `document` (empty when it is valid), sorted by path."""
     try:
         _fast_check()(document)
         return []
-    except fastjsonschema.JsonSchemaException:
+    except _fast_error():  # evaluated only when something was raised: valid documents skip even that lookup
         pass  # invalid: let jsonschema name every problem
     problems: dict[tuple[str, str], Problem] = {}
     for error in _validator().iter_errors(document):

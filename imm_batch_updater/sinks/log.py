@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from imm_batch_updater import logs
 from imm_batch_updater.outcome import Outcome
 from imm_batch_updater.sinks.base import Invocation
@@ -11,28 +13,34 @@ class LogSink:
     name = "log"
 
     def emit(self, outcomes: list[Outcome], invocation: Invocation, duration_ms: int) -> None:
-        # One record per outcome, built directly (this runs for every update: `logs.log(**fields)` would pack and
-        # filter the same fields through keyword arguments).
+        # Built directly, fields that are None left out (this runs for every update: `logs.log(**fields)` would pack
+        # and filter the same fields through keyword arguments).
         for o in outcomes:
-            error = o.error
             record = {
                 "ts": logs.timestamp(),
                 "level": "INFO" if o.ok else ("WARNING" if o.final else "ERROR"),
                 "msg": "outcome",
-                "request_id": invocation.request_id,
-                "function": invocation.function_name,
-                "source": o.source or invocation.source,
-                "message_id": o.message_id,
-                "index": o.index,
-                "project": o.project,
-                "batch_id": o.batch_id,
-                "status": o.status,
-                "final": o.final,
-                "resumed": o.resumed if o.status == "updated" else None,
-                "error_code": error.code if error else None,
-                "error_message": error.message if error else None,
-                "attempts": o.attempts,
-                "imm_request_id": o.request_id,
-                "duration_ms": duration_ms,
             }
-            logs.write({k: v for k, v in record.items() if v is not None})
+            _put(record, "request_id", invocation.request_id)
+            _put(record, "function", invocation.function_name)
+            record["source"] = o.source or invocation.source
+            _put(record, "message_id", o.message_id)
+            _put(record, "index", o.index)
+            _put(record, "project", o.project)
+            _put(record, "batch_id", o.batch_id)
+            record["status"] = o.status
+            record["final"] = o.final
+            if o.status == "updated":
+                _put(record, "resumed", o.resumed)
+            if o.error is not None:
+                record["error_code"] = o.error.code
+                record["error_message"] = o.error.message
+            record["attempts"] = o.attempts
+            _put(record, "imm_request_id", o.request_id)
+            record["duration_ms"] = duration_ms
+            logs.write(record)
+
+
+def _put(record: dict[str, Any], name: str, value: Any) -> None:
+    if value is not None:
+        record[name] = value
