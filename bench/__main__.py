@@ -12,7 +12,7 @@ Figures (target in brackets):
    the IMM client, building it and making the same call (medians of alternating runs).
 3. throughput [<= 0.20]: one 100-message MNS queue delivery (EventBridge batch push) / 100 single updates one
    after the other, both with 50 ms injected latency on GetBatch and UpdateBatch.
-4. memory [<= 100 MB]: peak RSS (ru_maxrss) of a process serving 1,000 updates through `handler.handler`.
+4. memory [<= 100 MB]: peak RSS (VmHWM) of a fresh process serving 1,000 updates through `handler.handler`.
 5. validation [> 1]: documents/s through the function's compiled validator / documents/s when a jsonschema
    Draft202012Validator is built for every call.
 
@@ -406,6 +406,17 @@ MEMORY = (
     + """
 import resource
 from types import SimpleNamespace
+def peak_kb():
+    # VmHWM: this process image's own peak. ru_maxrss would not do: Linux carries it across fork and exec, so a
+    # probe started by a big parent reports the parent's size.
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 import handler
 def ctx():
     return SimpleNamespace(request_id="mem", credentials=SimpleNamespace(access_key_id=ak, access_key_secret=sk,
@@ -419,9 +430,8 @@ for i in range(n):
     result = handler.handler(json.dumps(doc).encode(), ctx())
     assert result["results"][0]["status"] == "updated", result
     if i == 0:
-        first_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-sys.stderr.write("\\nBENCH " + json.dumps({"first_kb": first_kb, "peak_kb": peak_kb}))
+        first_kb = peak_kb()
+sys.stderr.write("\\nBENCH " + json.dumps({"first_kb": first_kb, "peak_kb": peak_kb()}))
 """
 )
 

@@ -56,7 +56,7 @@ STEPS = [
     ("alibabacloud_tea_openapi.client", "Client.call_api"),
     ("imm_batch_updater.app", "App.report"),
     ("imm_batch_updater.sinks.log", "LogSink.emit"),
-    ("imm_batch_updater.logs", "log"),
+    ("imm_batch_updater.logs", "write"),
     ("imm_batch_updater.app", "App.sinks"),
 ]
 SDK_STEP = "Client.call_api"
