@@ -30,7 +30,8 @@ Error codes follow the MNS error-code table: MissingAuthorizationHeader / Invali
 MissingDateHeader / InvalidDateHeader / MalformedXML / InvalidArgument / InvalidDegist (sic) / ReceiptHandleError /
 MissingReceiptHandle (400), InvalidAccessKeyId / SignatureDoesNotMatch / AccessDenied (403), TopicNotExist /
 QueueNotExist / MessageNotExist (404), TimeExpired (408, Date more than 15 minutes off). A missing or wrong
-security token answers 403 InvalidSecurityToken (the emulator's choice: the MNS table does not list STS errors).
+security token answers 403 InvalidSecurityToken, an expired STS key 403 SecurityTokenExpired (the emulator's
+choices, as OSS answers: the MNS table does not list STS errors).
 
 Seed format (`load`): `{"topics": ["<name>", ...], "queues": ["<name>", ...]}`; either may also be a mapping of
 name -> options (`{"visibility_timeout": 30, "delay_seconds": 0, "maximum_message_size": 65536}` for queues).
@@ -425,6 +426,8 @@ class MnsService:
         secret, token = entry
         if token is not None and not hmac.compare_digest(request.header("security-token"), token):
             raise _MnsError(403, "InvalidSecurityToken", "The security token you provided is invalid.")
+        if token is not None and self.keyring.is_expired(access_key_id):
+            raise _MnsError(403, "SecurityTokenExpired", "The security token you provided has expired.")
         expected = base64.b64encode(
             hmac.new(secret.encode(), _string_to_sign(request).encode("utf-8"), hashlib.sha1).digest()
         ).decode()

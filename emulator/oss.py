@@ -446,6 +446,9 @@ class OssService:
         # A permanent key ignores a token it does not need; an STS key needs exactly its own.
         if token is not None and not hmac.compare_digest(request.header("x-oss-security-token"), token):
             raise _OssError(403, "InvalidSecurityToken", "The security token you provided is invalid.")
+        if token is not None and self.keyring.is_expired(access_key_id):
+            # OSS's answer for an expired STS key (EC 0002-00000007).
+            raise _OssError(403, "SecurityTokenExpired", "The security token you provided has expired.")
         return secret
 
     def _check_date(self, value: str, v4: bool) -> float:

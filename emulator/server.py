@@ -118,7 +118,8 @@ class Keyring:
             return self._keys.get(access_key_id)
 
     def expire(self, access_key_id: str) -> None:
-        """From now on requests with this STS key answer InvalidSecurityToken.Expired."""
+        """From now on requests with this STS key are refused as expired (IMM: InvalidSecurityToken.Expired;
+        OSS and MNS: SecurityTokenExpired)."""
         with self._lock:
             self._expires_at[access_key_id] = float("-inf")
 

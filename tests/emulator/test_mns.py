@@ -248,6 +248,18 @@ def test_sts_key_needs_its_token(mns_emu, topic_name):
     assert mns_emu.calls(service="mns")[-1].access_key_id == STS_AK
 
 
+def test_an_expired_sts_key_is_refused(mns_emu, topic_name):
+    mns_emu.keyring.add("STS.mns-expiring", "exp-secret", "exp-token")
+    topic = account(mns_emu, "STS.mns-expiring", "exp-secret", "exp-token").get_topic(topic_name)
+    topic.publish_message(TopicMessage("before"))
+    mns_emu.keyring.expire("STS.mns-expiring")
+    with pytest.raises(MNSServerException) as err:
+        topic.publish_message(TopicMessage("after"))
+    assert err.value.type == "SecurityTokenExpired" and last_status(mns_emu) == 403
+    assert [m["body"] for m in mns_emu.mns.published(topic_name)] == ["before"]
+    mns_emu.keyring.remove("STS.mns-expiring")
+
+
 def test_denied_topic(mns_emu, topic_name):
     mns_emu.mns.deny(topic_name)
     with pytest.raises(MNSServerException) as err:

@@ -220,6 +220,20 @@ def test_sts_key_needs_its_token(oss_emu, bucket_name, version):
     assert bucket(oss_emu, bucket_name, right).get_object("doc.json").read() == b"{}"
 
 
+@pytest.mark.parametrize("version", ["v1", "v4"])
+def test_an_expired_sts_key_is_refused_like_oss_does(oss_emu, bucket_name, version):
+    oss_emu.oss.put_object(bucket_name, "doc.json", b"{}")
+    oss_emu.keyring.add("STS.oss-expiring", "exp-secret", "exp-token")
+    auth = oss2.StsAuth("STS.oss-expiring", "exp-secret", "exp-token", auth_version=version)
+    assert bucket(oss_emu, bucket_name, auth).get_object("doc.json").read() == b"{}"
+    oss_emu.keyring.expire("STS.oss-expiring")
+    with pytest.raises(oss_errors.ServerError) as err:
+        bucket(oss_emu, bucket_name, auth).get_object("doc.json")
+    assert (err.value.status, err.value.code) == (403, "SecurityTokenExpired")
+    oss_emu.keyring.remove("STS.oss-expiring")
+    assert bucket(oss_emu, bucket_name).get_object("doc.json").read() == b"{}"  # permanent keys never expire
+
+
 def test_v4_scope_must_name_the_emulator_region(oss_emu, bucket_name):
     b = oss2.Bucket(oss2.AuthV4(AK, SECRET), oss_emu.url, bucket_name, region="cn-shanghai")
     with pytest.raises(oss_errors.SignatureDoesNotMatch) as err:

@@ -117,6 +117,8 @@ def test_different_batches_are_applied_in_parallel(invoke, emu, fn_env):
     parallel = _timed(invoke, events)
     assert sequential >= 8 * LATENCY_S  # the measured baseline really was sequential
     assert parallel < sequential / 3, (parallel, sequential)
+    calls = emu.calls(action="UpdateBatch")
+    assert max_in_flight(calls[:8]) == 1 and max_in_flight(calls[8:]) > 2
 
 
 def test_parallelism_is_bounded_by_update_concurrency(invoke, emu, fn_env):
@@ -125,3 +127,14 @@ def test_parallelism_is_bounded_by_update_concurrency(invoke, emu, fn_env):
     fn_env.setenv("UPDATE_CONCURRENCY", "2")
     # At most 2 calls in flight: 8 slow calls need at least 4 rounds, however fast the machine is.
     assert _timed(invoke, events) >= 4 * LATENCY_S
+    assert max_in_flight(emu.calls(action="UpdateBatch")) == 2  # and the emulator saw exactly two at a time
+
+
+def max_in_flight(calls) -> int:
+    """The most requests the emulator was handling at one moment (from each request's [started, at])."""
+    edges = sorted([(c.started, 1) for c in calls] + [(c.at, -1) for c in calls])
+    current = peak = 0
+    for _, step in edges:  # at equal times an end (-1) sorts before a start: touching intervals do not overlap
+        current += step
+        peak = max(peak, current)
+    return peak

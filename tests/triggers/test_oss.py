@@ -13,7 +13,7 @@ import pytest
 from imm_batch_updater.app import DeliveryIncomplete
 from imm_batch_updater.config import Settings
 from imm_batch_updater.oss_reader import OssReader, ReadFailure
-from tests.conftest import FAILED, PROJECT, READY, fc_context
+from tests.conftest import FAILED, PROJECT, READY, StsKey, fc_context
 from tests.triggers.events import DOC, oss_event, oss_record, pointer, run, statuses
 
 BUCKET = "demo-bucket"
@@ -122,6 +122,22 @@ def test_oss_5xx_or_network_failure_is_failed_and_raises(invoke, emu, kind):
     assert emu.calls(service="imm") == []
 
 
+def test_an_expired_role_token_fails_for_a_redelivery_with_fresh_keys(invoke, emu, sts, capsys):
+    """OSS answers SecurityTokenExpired: `failed` (the platform redelivers, and FC hands the next invocation the
+    role's current keys), never a final `rejected`."""
+    upload(emu, "requests/a.json")
+    event = json.dumps(oss_event(oss_record(BUCKET, "requests/a.json"))).encode()
+    emu.keyring.expire(sts.access_key_id)
+    with pytest.raises(DeliveryIncomplete, match="failed"):
+        invoke.direct(None, raw=event)
+    assert {c.status for c in emu.calls(action="GetObject")} == {403} and emu.calls(service="imm") == []
+    [line] = [json.loads(x) for x in capsys.readouterr().out.splitlines() if '"outcome"' in x]
+    assert (line["status"], line["error_code"], line["final"]) == ("failed", "SecurityTokenExpired", False)
+    fresh = StsKey()
+    emu.keyring.add(fresh.access_key_id, fresh.access_key_secret, fresh.security_token)
+    assert statuses(invoke.direct(None, raw=event, context=fc_context(fresh))) == ["updated", "updated"]
+
+
 def test_a_transient_oss_error_is_retried_within_the_invocation(invoke, emu):
     upload(emu, "requests/a.json")
     emu.faults.inject("GetObject", "unavailable", count=1)
@@ -165,6 +181,7 @@ def test_reads_with_the_role_credentials(invoke, emu, sts):
     run(invoke, oss_event(oss_record(BUCKET, "requests/a.json")))
     [call] = emu.calls(action="GetObject")
     assert call.access_key_id == sts.access_key_id and call.status == 200
+    assert call.signing == "OSS4-HMAC-SHA256"  # V4: V1 is deprecated for new OSS users
 
 
 def test_signs_with_v4_scoped_to_the_records_region(invoke, emu):
