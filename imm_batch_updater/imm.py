@@ -289,7 +289,7 @@ def client_for(gateway: ImmGateway) -> Any:
             _remember_last(key, client)
             return client
     # The SDK core's generic client: the IMM product SDK adds only request models (which `call_api` does without)
-    # and an endpoint lookup (IMM_ENDPOINT / IMM_REGION always give one here), and costs ~50 ms of import.
+    # and an endpoint lookup (IMM_ENDPOINT / IMM_REGION always give one here), and takes ~70 ms to import.
     from alibabacloud_tea_openapi.client import Client
     from alibabacloud_tea_openapi.models import Config
 
