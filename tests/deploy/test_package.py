@@ -182,14 +182,30 @@ def _with_dependencies(names: set[str]) -> set[str]:
     return seen
 
 
+def _providers() -> dict[str, set[str]]:
+    """Top-level module -> the installed distributions providing it (`packages_distributions` before Python 3.11
+    reads only top_level.txt, which wheels built by hatchling and others do not have; the file list always works)."""
+    from importlib.metadata import distributions
+
+    providers: dict[str, set[str]] = {}
+    for dist in distributions():
+        tops = set((dist.read_text("top_level.txt") or "").split())
+        for file in dist.files or []:
+            top = file.parts[0] if file.parts else ""
+            if top and top != ".." and not top.endswith((".dist-info", ".egg-info", ".data")):
+                tops.add(top.removesuffix(".py"))
+        for top in tops:
+            providers.setdefault(top, set()).add(_canonical(dist.metadata["Name"]))
+    return providers
+
+
 def test_deployed_code_imports_only_what_requirements_txt_installs(packaged):
     """requirements-dev.txt (tests, bench: e.g. the IMM product SDK) is never installed into the function."""
     import ast
     import sys
-    from importlib.metadata import packages_distributions
 
     installed = _with_dependencies(_requirement_names(ROOT / "requirements.txt"))
-    providers = packages_distributions()
+    providers = _providers()
     missing: dict[str, str] = {}
     used: set[str] = set()
     for path in packaged:
@@ -205,7 +221,7 @@ def test_deployed_code_imports_only_what_requirements_txt_installs(packaged):
             for top in tops:
                 if top in sys.stdlib_module_names or top == "imm_batch_updater":
                     continue
-                distributions = {_canonical(d) for d in providers.get(top, [])}
+                distributions = providers.get(top, set())
                 used |= distributions
                 if not distributions & installed:
                     missing[top] = path
