@@ -138,9 +138,9 @@ class App:
             deadline=ctx.deadline,
             connect_timeout_ms=settings.connect_timeout_ms,
             read_timeout_ms=settings.read_timeout_ms,
-            # Retries for the whole delivery: enough for each document to retry a few times, but a delivery of
-            # 100 documents against a throttling IMM stops early instead of hammering it.
-            budget=RetryBudget(max(settings.max_attempts, 2 * len(requests))),
+            # Retries for the whole delivery: every attempt for one document, 2 more per further document, so a
+            # delivery of 100 documents against a throttling IMM stops early instead of hammering it.
+            budget=RetryBudget.for_delivery(len(requests), settings.max_attempts),
             refresh_credentials=ctx.credentials,
         )
 

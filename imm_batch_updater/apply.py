@@ -27,7 +27,6 @@ _STATUS_BY_KIND = {
     imm.RETRY: oc.FAILED,
     imm.PERMISSION: oc.REJECTED,
     imm.AUTH: oc.REJECTED,
-    imm.TOKEN_EXPIRED: oc.REJECTED,
     imm.CLIENT: oc.REJECTED,
 }
 
@@ -63,8 +62,8 @@ def _failure(request: UpdateRequest, error: imm.ImmError, attempts: int, **kw: A
     result = _base(request, status, attempts, **kw)
     result.error = ErrorInfo(error.code, error.message)
     result.request_id = error.request_id
-    if error.kind == imm.PERMISSION:
-        result.http_status_override = 403
+    if error.kind == imm.PERMISSION or (status == oc.REJECTED and error.http_status == 403):
+        result.http_status_override = 403  # IMM refused with 403 (also auth codes IMM sometimes sends as 403)
     return result
 
 
@@ -92,6 +91,12 @@ def apply_update(request: UpdateRequest, gateway: imm.ImmGateway, precheck: bool
             return _failure(request, exc.error, exc.attempts)
         attempts += n
         state = batch.get("State")
+        if not isinstance(state, str):
+            # A 200 answer without the batch (or its State) is not something to decide on: not final, so the
+            # platform asks again later.
+            result = _base(request, oc.FAILED, attempts)
+            result.error = ErrorInfo("InvalidResponse", "IMM's GetBatch answer holds no batch State")
+            return result
         if request.dry_run:  # only a dry run reports the diff; a normal precheck needs just the state
             changes_diff = diff(batch, request.changes)
         if state not in UPDATABLE_STATES:

@@ -27,15 +27,17 @@ THROTTLE = "throttle"  # Throttling*: try again later
 NOT_FOUND = "not_found"
 PERMISSION = "permission"  # 403, Forbidden*, NoPermission
 AUTH = "auth"  # bad key / signature / token: final
-TOKEN_EXPIRED = "token_expired"  # noqa: S105 -- a kind name, not a secret. InvalidSecurityToken.Expired: new credentials, one more try
+# noqa below: a kind name, not a secret. InvalidSecurityToken.Expired: new credentials and one more try, then `failed`
+TOKEN_EXPIRED = "token_expired"  # noqa: S105
 STATE = "state"  # the batch state forbids the operation
 CLIENT = "client"  # any other 4xx: final
 
 RETRIABLE_CODES = frozenset({"ServiceUnavailable", "InternalError", "SignatureNonceUsed", "ServiceTimeout"})
 AUTH_CODE_PREFIXES = ("InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidSecurityToken", "IncompleteSignature")
 PERMISSION_CODES = ("Forbidden", "NoPermission")
-STATE_NAMES = re.compile(r"\b(Ready|Running|Failed|Suspended|Succeeded)\b")
-STATE_WORDS = re.compile(r"\b(state|status)\b", re.IGNORECASE)
+# A batch state named in a refusal: the capitalised state word, except "Failed" used as a verb ("Failed to ...",
+# "Failed: ...").
+STATE_NAMES = re.compile(r"\b(?:Ready|Running|Suspended|Succeeded)\b|\bFailed\b(?!\s+to\b|\s*[:,])")
 MIN_ATTEMPT_S = 0.2  # do not start an attempt with less time than this left
 
 
@@ -64,8 +66,9 @@ class ImmCallFailed(Exception):
 
 
 def names_state(message: str) -> bool:
-    """Does IMM's refusal talk about the batch state (e.g. "... when the batch state is Running")?"""
-    return bool(STATE_NAMES.search(message) and STATE_WORDS.search(message))
+    """Does IMM's refusal name the batch state (e.g. "... when the batch state is Running")? IMM's wording is not
+    documented; DESIGN pins `conflict` when the message names the state."""
+    return STATE_NAMES.search(message) is not None
 
 
 def _clean_message(raw: str | None, status: int | None) -> str:
@@ -189,7 +192,10 @@ class ImmGateway:
                 self.credentials = self.refresh_credentials()
                 continue
             if error.kind == TOKEN_EXPIRED:
-                error.kind = AUTH
+                # Fetched again and still expired: more attempts with the same keys cannot help, but the next
+                # invocation gets the role's current keys from FC. Not final: the platform redelivers.
+                error.kind = RETRY
+                raise ImmCallFailed(error, attempts)
             if not error.retriable or attempts >= self.policy.max_attempts:
                 raise ImmCallFailed(error, attempts)
             delay = self.policy.delay_s(attempts, error.retry_after_ms)

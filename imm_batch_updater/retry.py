@@ -70,6 +70,13 @@ class RetryBudget:
         self._left = retries
         self._lock = threading.Lock()
 
+    @classmethod
+    def for_delivery(cls, documents: int, max_attempts: int) -> RetryBudget:
+        """Enough for one document's three calls (GetBatch, UpdateBatch, ResumeBatch) to use every attempt they
+        have, so a single-document delivery always gets the full IMM_MAX_ATTEMPTS per call (DESIGN: at least 4 by
+        default), plus 2 retries for each further document."""
+        return cls(3 * (max_attempts - 1) + 2 * max(0, documents - 1))
+
     def take(self) -> bool:
         with self._lock:
             if self._left <= 0:

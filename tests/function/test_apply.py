@@ -127,6 +127,43 @@ def test_permission_refusal_is_rejected_403(invoke, emu):
     assert body["results"][0]["error"]["code"] == "Forbidden.RAM"
 
 
+def test_an_auth_refusal_sent_as_403_answers_403(invoke, emu):
+    """IMM sometimes sends SignatureDoesNotMatch / InvalidSecurityToken.* with HTTP 403: a refusal with 403."""
+    emu.faults.inject("UpdateBatch", "error", count=1, status=403, code="SignatureDoesNotMatch", message="No match.")
+    status, body, _ = invoke.post({"ProjectName": PROJECT, "Id": READY, **TAGS})
+    assert status == 403 and body["results"][0]["status"] == "rejected"
+    emu.faults.inject("UpdateBatch", "error", count=1, status=400, code="SignatureDoesNotMatch", message="No match.")
+    status, body, _ = invoke.post({"ProjectName": PROJECT, "Id": READY, **TAGS})
+    assert status == 422 and body["results"][0]["status"] == "rejected"
+
+
+@pytest.mark.parametrize(
+    ("message", "names_it"),
+    [
+        ("The operation UpdateBatch is not allowed when the batch state is Running.", True),
+        ("batch is Running, cannot update", True),
+        ("Batch status Suspended does not allow this operation", True),
+        ("The batch is already Succeeded.", True),
+        ("Failed to update: the batch is Failed", True),
+        ("Failed to parse the Input field", False),
+        ("Failed: the parameter Actions is invalid.", False),
+        ("The parameter Actions is invalid.", False),
+    ],
+)
+def test_which_refusals_name_the_batch_state(message, names_it):
+    from imm_batch_updater.imm import names_state
+
+    assert names_state(message) is names_it
+
+
+def test_a_get_batch_answer_without_the_batch_is_failed_not_a_conflict(invoke, emu):
+    emu.faults.inject("GetBatch", "error", count=1, status=200, code="Odd", message="no batch in this answer")
+    status, body, _ = invoke.post({"ProjectName": PROJECT, "Id": READY, **TAGS})
+    [result] = body["results"]
+    assert status == 502 and result["status"] == "failed" and result["error"]["code"] == "InvalidResponse"
+    assert emu.calls(action="UpdateBatch") == []
+
+
 def test_other_client_error_is_rejected_422(invoke, emu):
     emu.faults.inject(
         "UpdateBatch", "error", count=1, status=400, code="InvalidArgument", message="The parameter Actions is invalid."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -73,7 +74,8 @@ def test_expired_token_is_fetched_again_and_retried_once(invoke, emu, fn_env):
     assert len(emu.calls(action="GetBatch")) == 2
 
 
-def test_expired_token_twice_is_rejected(invoke, emu):
+def test_expired_token_twice_is_failed_for_the_platform_to_retry(invoke, emu, capsys):
+    """Not final: the document is not at fault, and FC gives the next invocation the role's current keys."""
     emu.faults.inject(
         "GetBatch",
         "error",
@@ -82,8 +84,12 @@ def test_expired_token_twice_is_rejected(invoke, emu):
         code="InvalidSecurityToken.Expired",
         message="Specified SecurityToken is expired.",
     )
-    [result] = invoke.direct(DOC)["results"]
-    assert result["status"] == "rejected" and len(emu.calls(action="GetBatch")) == 2
+    with pytest.raises(DeliveryIncomplete, match="failed"):
+        invoke.direct(DOC)
+    assert len(emu.calls(action="GetBatch")) == 2 and emu.calls(action="UpdateBatch") == []
+    [line] = [json.loads(x) for x in capsys.readouterr().out.splitlines() if '"outcome"' in x]
+    assert (line["status"], line["error_code"], line["final"]) == ("failed", "InvalidSecurityToken.Expired", False)
+    assert invoke.direct(DOC)["results"][0]["status"] == "updated"  # the redelivery
 
 
 def test_missing_token_for_an_sts_key_is_rejected(invoke, emu, sts):

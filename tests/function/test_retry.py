@@ -7,7 +7,7 @@ import time
 import pytest
 
 from imm_batch_updater.app import DeliveryIncomplete
-from tests.conftest import PROJECT, READY, fc_context
+from tests.conftest import FAILED, PROJECT, READY, fc_context
 
 DOC = {"ProjectName": PROJECT, "Id": READY, "Tags": {"k": "v"}}
 
@@ -96,13 +96,23 @@ def test_connection_refused_is_failed(invoke, fn_env):
     assert status == 502 and body["results"][0]["error"]["code"] == "NetworkError"
 
 
+def test_one_document_gets_every_attempt_for_each_call(invoke, emu):
+    """DESIGN: at least 4 attempts by default. GetBatch throttled 3 times must not eat UpdateBatch's attempts."""
+    emu.faults.inject("GetBatch", "throttle", count=3, status=429)
+    emu.faults.inject("UpdateBatch", "throttle", count=3, status=429)
+    emu.faults.inject("ResumeBatch", "unavailable", count=3)
+    [result] = invoke.direct({**DOC, "Id": FAILED, "Resume": True})["results"]
+    assert (result["status"], result["resumed"], result["attempts"]) == ("updated", True, 12)
+
+
 def test_a_retry_storm_is_cut_off(invoke, emu):
     # 30 documents for 30 batches against an IMM that throttles everything: the delivery-wide retry budget
-    # (2 per document) stops well before 30 x 4 attempts; the platform retries the delivery later.
+    # (3 x 3 for the first document, 2 per further one) stops well before 30 x 4 attempts; the platform retries
+    # the delivery later.
     for i in range(30):
         emu.imm.create_batch(PROJECT, id=f"batch-storm-{i}", state="Ready")
     emu.faults.inject("UpdateBatch", "throttle", count=None, status=429)
     docs = [{"ProjectName": PROJECT, "Id": f"batch-storm-{i}", "Tags": {"k": "v"}} for i in range(30)]
     with pytest.raises(DeliveryIncomplete):
         invoke.direct(docs)
-    assert len(emu.calls(action="UpdateBatch")) <= 30 + 60
+    assert len(emu.calls(action="UpdateBatch")) <= 30 + 9 + 2 * 29 < 30 * 4
