@@ -41,10 +41,18 @@ def env_int(raw: str | None, name: str, default: int, low: int, high: int, warni
     return value
 
 
-def _bool(value: str | None, default: bool) -> bool:
-    if value is None or value.strip() == "":
+def env_bool(raw: str | None, name: str, default: bool, warnings: list[str]) -> bool:
+    """true/false (also 1/0, yes/no, on/off); empty means `default`, and anything else falls back to it with a
+    warning (a typo must not silently turn a safety check off)."""
+    if raw is None or raw.strip() == "":
         return default
-    return value.strip().lower() in ("1", "true", "yes", "on")
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    warnings.append(f"{name} must be true or false; using {str(default).lower()}")
+    return default
 
 
 @dataclass(frozen=True)
@@ -111,7 +119,7 @@ class Settings:
             imm_region=(env.get("IMM_REGION") or "").strip() or None,
             imm_network=(env.get("IMM_NETWORK") or "").strip().lower() or None,
             imm_project=(env.get("IMM_PROJECT") or "").strip() or None,
-            imm_precheck=_bool(env.get("IMM_PRECHECK"), True),
+            imm_precheck=env_bool(env.get("IMM_PRECHECK"), "IMM_PRECHECK", True, warnings),
             http_auth=http_auth,
             webhook_secrets=tuple((env.get("WEBHOOK_SECRET") or "").split()),
             oss_endpoint=(env.get("OSS_ENDPOINT") or "").strip() or None,

@@ -90,7 +90,13 @@ class HttpSource:
             try:
                 raw = base64.b64decode(body, validate=True)
             except (binascii.Error, ValueError, TypeError):
-                return _error(400, oc.INVALID, "InvalidBody", "the body is marked base64 but is not valid base64")
+                text = "the body is marked base64 but is not valid base64"
+                if settings.http_auth == "webhook":
+                    # The signed bytes are unknown, so the request cannot be authenticated: 401, like any other
+                    # unauthenticated request (it must learn nothing else).
+                    logs.warning("unauthenticated request", request_id=ctx.request_id, reason=text)
+                    return _error(401, oc.REJECTED, "Unauthorized", text, **{"WWW-Authenticate": "Webhook"})
+                return _error(400, oc.INVALID, "InvalidBody", text)
         else:
             raw = body.encode("utf-8") if isinstance(body, str) else json.dumps(body).encode("utf-8")
 
@@ -114,7 +120,7 @@ class HttpSource:
 
         if len(raw) > settings.max_body_bytes:
             text = f"the body is larger than {settings.max_body_bytes} bytes (MAX_BODY_BYTES)"
-            return _error(413, oc.INVALID, "TooLarge", text)
+            return _error(400, oc.INVALID, "TooLarge", text)  # DESIGN pins 400 for every `invalid`
 
         message = Message(source=self.name, message_id=msg_id or ctx.request_id, body=raw)
         outcomes = app.run([message], ctx, self.name)

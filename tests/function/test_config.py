@@ -43,6 +43,12 @@ def test_precheck_false_spellings():
         assert Settings.from_env({"IMM_PRECHECK": value}).imm_precheck is False
 
 
+def test_an_unrecognised_precheck_value_keeps_the_default_and_warns():
+    s = Settings.from_env({"IMM_PRECHECK": "flase"})
+    assert s.imm_precheck is True and s.warnings == ("IMM_PRECHECK must be true or false; using true",)
+    assert Settings.from_env({"IMM_PRECHECK": " On "}).imm_precheck is True
+
+
 def test_current_reparses_when_a_variable_changes(monkeypatch):
     monkeypatch.setenv("IMM_MAX_ATTEMPTS", "3")
     first = Settings.current()
