@@ -7,7 +7,8 @@ Detection rule, in this order:
    (base64 of a JSON object or array starts with `ey` / `W`, which is never JSON itself);
 2. otherwise, with ASCII whitespace removed, it is base64 (standard or URL-safe alphabet, padding optional) whose
    bytes are UTF-8 JSON: the decoded bytes are used;
-3. anything else is `invalid`, with the JSON Pointer of the body inside the event ("neither JSON nor base64 of it").
+3. anything else is `invalid` at path "" (the whole document, as DESIGN pins for a body that is not JSON); the
+   message names where the body sat in the event ("the message body (/Message) is neither JSON nor base64 of it").
 
 Only the shape is checked here; the document's content is validated later, in one place (`documents`).
 """
@@ -42,6 +43,11 @@ def _json_error(data: bytes) -> str | None:
     return None
 
 
+def from_base64(raw: bytes) -> bytes | None:
+    """The decoded bytes when `raw` is base64 (rule 2) of UTF-8 JSON, else None."""
+    return _from_base64(raw)
+
+
 def _from_base64(raw: bytes) -> bytes | None:
     compact = _WHITESPACE.sub(b"", raw)
     if _STANDARD.fullmatch(compact):
@@ -60,7 +66,8 @@ def _from_base64(raw: bytes) -> bytes | None:
 
 
 def decode_body(value: str | bytes, path: str) -> bytes | SourceFailure:
-    """The JSON bytes of a message body (see the module docstring), or an `invalid` failure at `path`."""
+    """The JSON bytes of a message body (see the module docstring), or its `invalid` failure; `path` is where the
+    body sits in the event (for the message)."""
     raw = value.encode("utf-8") if isinstance(value, str) else value
     reason = _json_error(raw)
     if reason is None:
@@ -68,8 +75,9 @@ def decode_body(value: str | bytes, path: str) -> bytes | SourceFailure:
     decoded = _from_base64(raw)
     if decoded is not None:
         return decoded
-    text = f"the message body is neither a JSON document nor base64 of one: {reason}"
-    return SourceFailure(oc.INVALID, "NotJson", text, path)
+    # The path is the document's ("": the whole of it, DESIGN); where the body sat in the event goes in the text.
+    text = f"the message body ({path or 'the event'}) is neither a JSON document nor base64 of one: {reason}"
+    return SourceFailure(oc.INVALID, "NotJson", text, "")
 
 
 def body_message(source: str, message_id: str | None, value: str | bytes, path: str) -> Message:

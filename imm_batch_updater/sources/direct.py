@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from imm_batch_updater.sources import NOT_JSON
+from imm_batch_updater.sources._body import from_base64
 from imm_batch_updater.sources.base import Message
 
 
@@ -19,6 +20,13 @@ class DirectSource:
 
     def messages(self, event: Any, ctx: Any) -> list[Message]:
         raw = getattr(ctx, "raw_event", b"")
+        if event is NOT_JSON:
+            # An MNS topic STREAM message without attributes arrives as its raw body, and MNS SDKs may send it
+            # base64-encoded (DESIGN: "Message/body may be base64 of the JSON document"). Anything else is
+            # reported as not JSON, at path "" (the whole document).
+            decoded = from_base64(raw)
+            if decoded is not None:
+                return [Message(source=self.name, message_id=getattr(ctx, "request_id", None), body=decoded)]
         if raw or event is NOT_JSON:
             # The raw bytes go along for the size limit (and for the JSON error, when the event is not JSON); the
             # event was decoded with the documents' strict decoder, so it is not decoded again.

@@ -49,17 +49,28 @@ def test_topic_stream_without_attributes_is_the_raw_body(invoke, emu):
     assert statuses(result) == ["updated"] and result["results"][0]["message_id"]  # FC's request id
 
 
-def test_topic_message_neither_json_nor_base64_is_invalid_at_its_pointer(invoke, emu):
+def test_topic_stream_without_attributes_may_be_base64(invoke, emu):
+    """DESIGN: the STREAM body may be base64 of the document; without attributes that is the whole event."""
+    result = invoke.direct(None, raw=b64({**DOC, "Tags": {"via": "stream-b64"}}).encode())
+    assert statuses(result) == ["updated"]
+    assert emu.imm.get_batch(PROJECT, READY)["Tags"] == {"via": "stream-b64"}
+    result = invoke.direct(None, raw=base64.b64encode(b"not json inside").decode().encode())
+    assert statuses(result) == ["invalid"] and result["results"][0]["error"]["code"] == "NotJson"
+
+
+def test_topic_message_neither_json_nor_base64_is_invalid_as_a_whole_document(invoke, emu):
+    """DESIGN: path "" for a body that is not JSON at all; the message says where the body was in the event."""
     result = run(invoke, topic_event("definitely not json"))
-    assert statuses(result) == ["invalid"] and pointer(result) == "/Message"
+    assert statuses(result) == ["invalid"] and pointer(result) == ""
     assert "base64" in result["results"][0]["error"]["message"]
+    assert "(/Message)" in result["results"][0]["error"]["details"][0]["message"]
     assert emu.calls(service="imm") == []
 
 
 def test_topic_base64_of_something_that_is_not_json_is_invalid(invoke):
     event = topic_event(base64.b64encode(b"<xml>not json</xml>").decode())
     result = run(invoke, event)
-    assert statuses(result) == ["invalid"] and pointer(result) == "/Message"
+    assert statuses(result) == ["invalid"] and pointer(result) == ""
 
 
 def test_topic_empty_or_wrongly_typed_message(invoke):
@@ -108,7 +119,10 @@ def test_queue_bad_items_are_invalid_at_their_pointer_and_the_rest_is_applied(in
     events = [cloud_event(json.dumps(DOC), "A"), no_body, no_data, bad_b64, {"type": "something:else"}]
     result = run(invoke, events)
     assert statuses(result) == ["updated", "invalid", "invalid", "invalid", "invalid"]
-    assert [pointer(result, i) for i in range(1, 5)] == ["/1/data/messageBody", "/2/data", "/3/data/messageBody", "/4"]
+    # A malformed event item (no body, no data, unknown type) has no document: its pointer is into the event. A
+    # body that is not JSON is a document that is not JSON: path "", the event location in the message.
+    assert [pointer(result, i) for i in range(1, 5)] == ["/1/data/messageBody", "/2/data", "", "/4"]
+    assert "(/3/data/messageBody)" in result["results"][3]["error"]["details"][0]["message"]
     assert len(emu.calls(action="UpdateBatch")) == 1
 
 
