@@ -178,10 +178,7 @@ class ImmGateway:
                     ImmError(RETRY, "DeadlineExceeded", "no time left in this invocation for another attempt"),
                     attempts,
                 )
-            runtime = _runtime_options(
-                max(100, min(self.read_timeout_ms, remaining_ms)),
-                max(100, min(self.connect_timeout_ms, remaining_ms)),
-            )
+            runtime = _runtime_options(*attempt_timeouts(remaining_ms, self.connect_timeout_ms, self.read_timeout_ms))
             attempts += 1
             try:
                 return _answer_body(call_api(client_for(self), action, request, runtime)), attempts
@@ -265,6 +262,15 @@ def call_api(client: Any, action: str, request: dict[str, Any], runtime: Any) ->
 def _answer_body(answer: Any) -> dict[str, Any]:
     body = answer.get("body") if isinstance(answer, dict) else None
     return body if isinstance(body, dict) else {}
+
+
+def attempt_timeouts(remaining_ms: int, connect_timeout_ms: int, read_timeout_ms: int) -> tuple[int, int]:
+    """(read, connect) timeouts in ms for one attempt: the configured ones, cut so that a connect that hangs and
+    then a read that hangs still end within `remaining_ms` (each is at least 100 ms; attempts start only with
+    MIN_ATTEMPT_S left). The connect gets at most a third of what is left: it normally takes milliseconds."""
+    connect = max(100, min(connect_timeout_ms, remaining_ms // 3))
+    read = max(100, min(read_timeout_ms, remaining_ms - connect))
+    return read, connect
 
 
 @lru_cache(maxsize=64)

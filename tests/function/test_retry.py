@@ -116,3 +116,15 @@ def test_a_retry_storm_is_cut_off(invoke, emu):
     with pytest.raises(DeliveryIncomplete):
         invoke.direct(docs)
     assert len(emu.calls(action="UpdateBatch")) <= 30 + 9 + 2 * 29 < 30 * 4
+
+
+@pytest.mark.parametrize("remaining_ms", [200, 201, 999, 3000, 4500, 13_000, 60_000])
+def test_one_attempt_ends_within_the_time_left(remaining_ms):
+    """A connect that hangs, then a read that hangs: together still within the deadline (DESIGN: the invocation
+    always ends within the function timeout)."""
+    from imm_batch_updater.imm import attempt_timeouts
+
+    read, connect = attempt_timeouts(remaining_ms, connect_timeout_ms=3000, read_timeout_ms=10_000)
+    assert read + connect <= remaining_ms and read >= 100 and connect >= 100
+    if remaining_ms >= 13_000:
+        assert (read, connect) == (10_000, 3000)  # plenty of time: the configured timeouts
