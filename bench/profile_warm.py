@@ -40,7 +40,7 @@ STEPS = [
     ("imm_batch_updater.app", "decode_event"),
     ("imm_batch_updater.app", "detect"),
     ("imm_batch_updater.sources.direct", "DirectSource.messages"),
-    ("imm_batch_updater.app", "unique_messages"),
+    ("imm_batch_updater.app", "first_copies"),
     ("imm_batch_updater.app", "App.run"),
     ("imm_batch_updater.app", "parse_message"),
     ("imm_batch_updater.documents", "decode_json"),

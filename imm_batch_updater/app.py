@@ -10,6 +10,7 @@ HTTP requests always get an FC 3.0 response struct and never raise.
 
 from __future__ import annotations
 
+import copy
 import time
 from functools import lru_cache
 from typing import Any
@@ -109,11 +110,21 @@ class App:
         if not messages:  # e.g. an OSS event holding only removal records: nothing to apply, nothing to retry
             logs.info("the event holds no update", request_id=ctx.request_id, source=source_name)
         items: list[Item] = []
-        for message in unique_messages(messages, ctx):
-            items.extend(parse_message(message, ctx.settings))
+        spans: list[tuple[int, int]] = []  # per message: its items, items[start:end]
+        plan = first_copies(messages, ctx)
+        for message, first in zip(messages, plan, strict=True):
+            if first is None:
+                start = len(items)
+                items.extend(parse_message(message, ctx.settings))
+                spans.append((start, len(items)))
+            else:
+                spans.append(spans[first])  # a repeat: the first copy's results, without applying it again
         if any(isinstance(i, UpdateRequest) for i in items):
             items = self._apply_all(items, ctx)
-        outcomes = [i for i in items if isinstance(i, Outcome)]
+        outcomes: list[Outcome] = []
+        for (start, end), first in zip(spans, plan, strict=True):
+            done = [i for i in items[start:end] if isinstance(i, Outcome)]
+            outcomes.extend(done if first is None else [_repeat_of(o) for o in done])
         self.report(outcomes, ctx, source_name, int((time.monotonic() - started) * 1000))
         return outcomes
 
@@ -182,30 +193,37 @@ def _policy(max_attempts: int, base_ms: int, cap_ms: int) -> RetryPolicy:
     return RetryPolicy(max_attempts, base_ms, cap_ms)
 
 
-def unique_messages(messages: list[Message], ctx: InvocationContext) -> list[Message]:
-    """The messages with later copies of a message id dropped (logged, no result of their own).
+def first_copies(messages: list[Message], ctx: InvocationContext) -> list[int | None]:
+    """For each message, None, or the position of an earlier message with the same id (the message is a repeat).
 
     At-least-once delivery can put one message into a delivery twice (an EventBridge batch push holding a
     redelivered MNS message, an OSS record repeated). Applying it twice is harmless for IMM but wrong for order:
-    with A, B, A(again) for one batch the last write would be the stale A. The first copy holds the message's
-    place in the delivery order. Done here, on the ids the adapters set, so every trigger gets it; messages
-    without an id are never merged.
+    with A, B, A(again) for one batch the last write would be the stale A. So a repeat is not applied; the first
+    copy holds the message's place in the delivery order, and the repeat gets a copy of its results (DESIGN: one
+    result per document), marked `duplicate`. Done on the ids the adapters set, so every trigger gets it;
+    messages without an id are never merged.
     """
-    seen: set[str] = set()
-    unique: list[Message] = []
-    for message in messages:
-        if message.message_id is not None:
-            if message.message_id in seen:
-                logs.info(
-                    "duplicate message in the delivery: applied once",
-                    request_id=ctx.request_id,
-                    source=message.source,
-                    message_id=message.message_id,
-                )
-                continue
-            seen.add(message.message_id)
-        unique.append(message)
-    return unique
+    seen: dict[str, int] = {}
+    plan: list[int | None] = []
+    for position, message in enumerate(messages):
+        first = seen.get(message.message_id) if message.message_id is not None else None
+        if first is not None:
+            logs.info(
+                "duplicate message in the delivery: applied once",
+                request_id=ctx.request_id,
+                source=message.source,
+                message_id=message.message_id,
+            )
+        elif message.message_id is not None:
+            seen[message.message_id] = position
+        plan.append(first)
+    return plan
+
+
+def _repeat_of(outcome: Outcome) -> Outcome:
+    repeat = copy.copy(outcome)
+    repeat.attempts, repeat.duplicate = 0, True
+    return repeat
 
 
 def _unapplied(request: Item, code: str, message: str) -> Outcome:

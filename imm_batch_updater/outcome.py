@@ -59,6 +59,7 @@ class Outcome:
     source: str | None = None
     message_id: str | None = None
     index: int | None = None  # position in a bulk array
+    duplicate: bool = False  # a repeat of a message already in this delivery: its first copy's result, not re-applied
     http_status_override: int | None = field(default=None, repr=False)  # 403 for permission refusals
 
     @property
@@ -91,6 +92,8 @@ class Outcome:
             out["message_id"] = self.message_id
         if self.request_id is not None:
             out["request_id"] = self.request_id
+        if self.duplicate:
+            out["duplicate"] = True
         out["attempts"] = self.attempts
         return out
 

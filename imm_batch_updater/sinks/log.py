@@ -35,6 +35,8 @@ class LogSink:
             if o.error is not None:
                 record["error_code"] = o.error.code
                 record["error_message"] = o.error.message
+            if o.duplicate:
+                record["duplicate"] = True
             record["attempts"] = o.attempts
             _put(record, "imm_request_id", o.request_id)
             record["duration_ms"] = duration_ms

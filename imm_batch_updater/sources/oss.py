@@ -69,11 +69,16 @@ class OssSource:
 
     def messages(self, event: dict[str, Any], ctx: Any) -> list[Message]:
         out: list[Message] = []
+        # One read per (bucket, key, eTag) in the event: a repeated record gets the same message (and message id),
+        # which the delivery then reports as a duplicate of the first.
+        reads: dict[tuple[str, str, Any], tuple[str, bytes] | ReadFailure] = {}
         for i, record in enumerate(event["events"]):
-            out.extend(self._record(record, f"/events/{i}", ctx))
+            out.extend(self._record(record, f"/events/{i}", ctx, reads))
         return out
 
-    def _record(self, record: Any, path: str, ctx: Any) -> list[Message]:
+    def _record(
+        self, record: Any, path: str, ctx: Any, reads: dict[tuple[str, str, Any], tuple[str, bytes] | ReadFailure]
+    ) -> list[Message]:
         def fail(status: str, code: str, text: str, where: str = "", message_id: str | None = None) -> list[Message]:
             failure = SourceFailure(status, code, text, path + where if status == oc.INVALID else "")
             return [Message(source=self.name, message_id=message_id, failure=failure)]
@@ -103,7 +108,10 @@ class OssSource:
             text = f"the object is {size} bytes; the limit is {limit} (OSS_MAX_OBJECT_BYTES)"
             return fail(oc.INVALID, "TooLarge", text, "/oss/object/size", message_id)
         region = record.get("region")
-        found = _read_first(ctx.oss_reader(), bucket, readings, region if isinstance(region, str) else None, limit)
+        found = reads.get((bucket, raw_key, suffix))
+        if found is None:
+            region = region if isinstance(region, str) else None
+            found = reads[(bucket, raw_key, suffix)] = _read_first(ctx.oss_reader(), bucket, readings, region, limit)
         if isinstance(found, ReadFailure):
             return fail(found.status, found.code, found.message, _POINTERS.get(found.code, ""), message_id)
         key, body = found

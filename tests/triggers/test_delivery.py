@@ -58,24 +58,43 @@ def test_the_redelivery_after_a_raise_applies_harmlessly(invoke, emu):
 
 # ---- duplicates ----------------------------------------------------------------------------------------------------
 def test_the_same_queue_message_twice_in_a_batch_push_is_applied_once(invoke, emu):
+    """Applied once, but each copy gets a result (DESIGN: one per document): the repeat is marked `duplicate`."""
     result = run(invoke, [cloud_event(tagged(1), "SAME"), cloud_event(tagged(1), "SAME")])
-    assert statuses(result) == ["updated"] and len(emu.calls(action="UpdateBatch")) == 1
+    assert statuses(result) == ["updated", "updated"] and len(emu.calls(action="UpdateBatch")) == 1
+    first, repeat = result["results"]
+    assert "duplicate" not in first and first["attempts"] == 2
+    assert repeat == {**first, "duplicate": True, "attempts": 0}
 
 
 def test_a_redelivered_message_does_not_overwrite_a_later_one(invoke, emu):
     """A, B, A(again) for one batch: without message-id dedupe the stale A would be applied last."""
     events = [cloud_event(tagged(1), "A"), cloud_event(tagged(2), "B"), cloud_event(tagged(1), "A")]
     result = run(invoke, events)
-    assert [r["message_id"] for r in result["results"]] == ["A", "B"]
+    assert [(r["message_id"], r.get("duplicate", False)) for r in result["results"]] == [
+        ("A", False),
+        ("B", False),
+        ("A", True),
+    ]
     assert emu.imm.get_batch(PROJECT, READY)["Tags"] == {"n": "2"}
+    assert len(emu.calls(action="UpdateBatch")) == 2
+
+
+def test_a_repeat_of_a_bulk_message_or_of_a_failure_repeats_each_result(invoke, emu):
+    bulk = json.dumps([json.loads(tagged(1)), json.loads(tagged(1, FAILED))])
+    events = [cloud_event(bulk, "BULK"), cloud_event("not json", "BAD"), cloud_event(bulk, "BULK")]
+    events.append(cloud_event("not json", "BAD"))
+    result = run(invoke, events)
+    assert statuses(result) == ["updated", "updated", "invalid", "updated", "updated", "invalid"]
+    assert [r.get("index") for r in result["results"]] == [0, 1, None, 0, 1, None]
+    assert [r.get("duplicate", False) for r in result["results"]] == [False] * 3 + [True] * 3
     assert len(emu.calls(action="UpdateBatch")) == 2
 
 
 def test_the_same_oss_record_twice_is_read_and_applied_once(invoke, emu):
     etag = emu.oss.put_object("demo-bucket", "requests/a.json", json.dumps(DOC).encode()).etag
     record = oss_record("demo-bucket", "requests/a.json", etag=etag)
-    assert statuses(run(invoke, oss_event(record, record))) == ["updated"]
-    assert len(emu.calls(action="UpdateBatch")) == 1
+    assert statuses(run(invoke, oss_event(record, record))) == ["updated", "updated"]
+    assert len(emu.calls(action="GetObject")) == 1 and len(emu.calls(action="UpdateBatch")) == 1
 
 
 def test_different_messages_with_identical_documents_keep_their_own_results(invoke, emu):
