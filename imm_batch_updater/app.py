@@ -109,10 +109,11 @@ class App:
         started = time.monotonic()
         if not messages:  # e.g. an OSS event holding only removal records: nothing to apply, nothing to retry
             logs.info("the event holds no update", request_id=ctx.request_id, source=source_name)
+        plan = first_copies(messages, ctx)  # [] when no message id repeats (the common case)
         items: list[Item] = []
-        spans: list[tuple[int, int]] = []  # per message: its items, items[start:end]
-        plan = first_copies(messages, ctx)
-        for message, first in zip(messages, plan, strict=True):
+        spans: list[tuple[int, int]] = []  # with repeats, per message: its items, items[start:end]
+        for position, message in enumerate(messages):
+            first = plan[position] if plan else None
             if first is None:
                 start = len(items)
                 items.extend(parse_message(message, ctx.settings))
@@ -121,10 +122,12 @@ class App:
                 spans.append(spans[first])  # a repeat: the first copy's results, without applying it again
         if any(isinstance(i, UpdateRequest) for i in items):
             items = self._apply_all(items, ctx)
-        outcomes: list[Outcome] = []
-        for (start, end), first in zip(spans, plan, strict=True):
-            done = [i for i in items[start:end] if isinstance(i, Outcome)]
-            outcomes.extend(done if first is None else [_repeat_of(o) for o in done])
+        outcomes = [i for i in items if isinstance(i, Outcome)]
+        if plan:
+            outcomes = []
+            for (start, end), first in zip(spans, plan, strict=True):
+                done = [i for i in items[start:end] if isinstance(i, Outcome)]
+                outcomes.extend(done if first is None else [_repeat_of(o) for o in done])
         self.report(outcomes, ctx, source_name, int((time.monotonic() - started) * 1000))
         return outcomes
 
@@ -194,7 +197,8 @@ def _policy(max_attempts: int, base_ms: int, cap_ms: int) -> RetryPolicy:
 
 
 def first_copies(messages: list[Message], ctx: InvocationContext) -> list[int | None]:
-    """For each message, None, or the position of an earlier message with the same id (the message is a repeat).
+    """For each message, None, or the position of an earlier message with the same id (the message is a repeat);
+    an empty list when no message is a repeat.
 
     At-least-once delivery can put one message into a delivery twice (an EventBridge batch push holding a
     redelivered MNS message, an OSS record repeated). Applying it twice is harmless for IMM but wrong for order:
@@ -203,6 +207,8 @@ def first_copies(messages: list[Message], ctx: InvocationContext) -> list[int | 
     result per document), marked `duplicate`. Done on the ids the adapters set, so every trigger gets it;
     messages without an id are never merged.
     """
+    if len(messages) < 2:
+        return []
     seen: dict[str, int] = {}
     plan: list[int | None] = []
     for position, message in enumerate(messages):
@@ -217,7 +223,7 @@ def first_copies(messages: list[Message], ctx: InvocationContext) -> list[int | 
         elif message.message_id is not None:
             seen[message.message_id] = position
         plan.append(first)
-    return plan
+    return plan if any(first is not None for first in plan) else []
 
 
 def _repeat_of(outcome: Outcome) -> Outcome:
