@@ -19,7 +19,8 @@ _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=s
 _second: tuple[int, str] = (-1, "")  # (whole second, its "%Y-%m-%dT%H:%M:%S"): strftime once a second
 
 
-def _ts() -> str:
+def timestamp() -> str:
+    """The `ts` of a line written now."""
     global _second
     now = time.time()
     cached = _second
@@ -30,7 +31,7 @@ def _ts() -> str:
 
 def log(level: str, msg: str, stream: TextIO | None = None, **fields: Any) -> None:
     """One line: ts, level, msg, then the fields that are not None."""
-    record = {"ts": _ts(), "level": level, "msg": msg}
+    record = {"ts": timestamp(), "level": level, "msg": msg}
     for name, value in fields.items():
         if value is not None:
             record[name] = value
@@ -44,11 +45,6 @@ def write(record: dict[str, Any], stream: TextIO | None = None) -> None:
     with _lock:
         out.write(line)
         out.flush()
-
-
-def timestamp() -> str:
-    """The `ts` of a line written now."""
-    return _ts()
 
 
 def info(msg: str, **fields: Any) -> None:

@@ -45,10 +45,6 @@ def _json_error(data: bytes) -> str | None:
 
 def from_base64(raw: bytes) -> bytes | None:
     """The decoded bytes when `raw` is base64 (rule 2) of UTF-8 JSON, else None."""
-    return _from_base64(raw)
-
-
-def _from_base64(raw: bytes) -> bytes | None:
     compact = _WHITESPACE.sub(b"", raw)
     if _STANDARD.fullmatch(compact):
         altchars = None
@@ -72,7 +68,7 @@ def decode_body(value: str | bytes, path: str) -> bytes | SourceFailure:
     reason = _json_error(raw)
     if reason is None:
         return raw
-    decoded = _from_base64(raw)
+    decoded = from_base64(raw)
     if decoded is not None:
         return decoded
     # The path is the document's ("": the whole of it, DESIGN); where the body sat in the event goes in the text.
