@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from imm_batch_updater import logs
+from imm_batch_updater.config import Settings
 from imm_batch_updater.sinks.base import Sink
 
 _warned: set[str] = set()
@@ -27,10 +28,8 @@ _warned: set[str] = set()
 
 def configured(ctx: Any) -> list[Sink]:
     """The optional sinks the environment asks for (none by default)."""
-    import os
-
-    if not any(os.environ.get(name) for name in ("RESULT_MNS_TOPIC", "RESULT_WEBHOOK_URL", "RESULT_FC_FUNCTION")):
-        return []  # the common case, on every invocation: skip parsing the sink settings
+    if not Settings.current().result_sinks:
+        return []  # the common case: skip parsing the sink settings
     from imm_batch_updater.sinks.common import SinkConfigError, SinkSettings
 
     settings = SinkSettings.from_env()
