@@ -35,9 +35,15 @@ CLIENT = "client"  # any other 4xx: final
 RETRIABLE_CODES = frozenset({"ServiceUnavailable", "InternalError", "SignatureNonceUsed", "ServiceTimeout"})
 AUTH_CODE_PREFIXES = ("InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidSecurityToken", "IncompleteSignature")
 PERMISSION_CODES = ("Forbidden", "NoPermission")
-# A batch state named in a refusal: the capitalised state word, except "Failed" used as a verb ("Failed to ...",
-# "Failed: ...").
-STATE_NAMES = re.compile(r"\b(?:Ready|Running|Suspended|Succeeded)\b|\bFailed\b(?!\s+to\b|\s*[:,])")
+# A batch state named in a refusal: a state word as the batch's state ("state is Running", "status Suspended",
+# "is already Succeeded", "Running state"), not any capitalised word ("Validation Failed.", a parameter value
+# echoed back such as "Prefix Running/").
+_STATE = r"(?:Ready|Running|Failed|Suspended|Succeeded)\b(?!/)"  # capitalised, as IMM spells states; not a path
+STATE_NAMES = re.compile(
+    rf"\b(?i:state|status)\W+(?:(?i:is|of)\W+)?(?:(?i:now|already)\W+)?{_STATE}"
+    rf"|\b(?i:is|already|currently)\s+(?:(?i:in)\s+)?(?:(?i:the)\s+)?{_STATE}"
+    rf"|\b{_STATE}\s+(?i:state|status)\b"
+)
 MIN_ATTEMPT_S = 0.2  # do not start an attempt with less time than this left
 
 
