@@ -47,6 +47,11 @@ def _error(status: int, result_status: str, code: str, message: str, **headers: 
     return _response(status, {"results": [result.to_dict()]}, dict(headers))
 
 
+def _unauthenticated(ctx: Any, reason: str) -> dict[str, Any]:
+    logs.warning("unauthenticated request", request_id=ctx.request_id, reason=reason)
+    return _error(401, oc.REJECTED, "Unauthorized", reason, **{"WWW-Authenticate": "Webhook"})
+
+
 def _header(headers: dict[str, Any], name: str) -> str | None:
     for key, value in headers.items():
         if str(key).lower() == name:
@@ -86,6 +91,11 @@ class HttpSource:
         settings = ctx.settings
         headers = event.get("headers") if isinstance(event.get("headers"), dict) else {}
         body = event.get("body") or ""
+        if settings.http_auth == "webhook" and not settings.webhook_secrets:
+            logs.error(
+                "misconfiguration: HTTP_AUTH=webhook but WEBHOOK_SECRET is empty; refusing every POST",
+                request_id=ctx.request_id,
+            )
         if event.get("isBase64Encoded"):
             try:
                 raw = base64.b64decode(body, validate=True)
@@ -94,24 +104,17 @@ class HttpSource:
                 if settings.http_auth == "webhook":
                     # The signed bytes are unknown, so the request cannot be authenticated: 401, like any other
                     # unauthenticated request (it must learn nothing else).
-                    logs.warning("unauthenticated request", request_id=ctx.request_id, reason=text)
-                    return _error(401, oc.REJECTED, "Unauthorized", text, **{"WWW-Authenticate": "Webhook"})
+                    return _unauthenticated(ctx, text)
                 return _error(400, oc.INVALID, "InvalidBody", text)
         else:
             raw = body.encode("utf-8") if isinstance(body, str) else json.dumps(body).encode("utf-8")
 
         msg_id = None
         if settings.http_auth == "webhook":
-            if not settings.webhook_secrets:
-                logs.error(
-                    "misconfiguration: HTTP_AUTH=webhook but WEBHOOK_SECRET is empty; refusing every POST",
-                    request_id=ctx.request_id,
-                )
             try:
                 verify(settings.webhook_secrets, raw, headers)
             except WebhookAuthError as exc:
-                logs.warning("unauthenticated request", request_id=ctx.request_id, reason=exc.reason)
-                return _error(401, oc.REJECTED, "Unauthorized", exc.reason, **{"WWW-Authenticate": "Webhook"})
+                return _unauthenticated(ctx, exc.reason)
             msg_id = _header(headers, "webhook-id")
             remembered = app.replay.recall(msg_id)
             if remembered is not None:

@@ -76,6 +76,11 @@ def test_no_secret_fails_closed_and_logs_the_misconfiguration(invoke, fn_env, em
     status, _, _ = invoke.post(UPDATE)
     assert status == 401 and emu.calls(service="imm") == []
     assert "misconfiguration" in capsys.readouterr().out
+    # Also when the body cannot even be decoded (it is refused before verification).
+    event = json.loads(http_event("POST", "/", b"", {}))
+    event["body"], event["isBase64Encoded"] = "%%%", True
+    response = handler.handler(json.dumps(event).encode(), fc_context(invoke.sts))
+    assert response["statusCode"] == 401 and "misconfiguration" in capsys.readouterr().out
 
 
 def test_http_auth_none_accepts_unsigned(invoke, fn_env):
