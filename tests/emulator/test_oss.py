@@ -234,6 +234,20 @@ def test_an_expired_sts_key_is_refused_like_oss_does(oss_emu, bucket_name, versi
     assert bucket(oss_emu, bucket_name).get_object("doc.json").read() == b"{}"  # permanent keys never expire
 
 
+def test_a_presigned_url_is_refused_and_logged_without_its_signature(oss_emu, bucket_name):
+    from urllib.parse import parse_qs, urlsplit
+
+    import requests
+
+    oss_emu.oss.put_object(bucket_name, "doc.json", b"{}")
+    url = bucket(oss_emu, bucket_name, AUTHS["v1"]()).sign_url("GET", "doc.json", 60)
+    signature = parse_qs(urlsplit(url).query)["Signature"][0]
+    assert requests.get(url, timeout=5).status_code == 403  # the emulator takes header signatures only
+    call = oss_emu.calls(action="GetObject")[-1]
+    assert call.status == 403 and call.signing == "OSS" and f"OSSAccessKeyId={AK}" in call.query
+    assert "Signature=%2A%2A%2A" in call.query and signature not in repr(call)
+
+
 def test_v4_scope_must_name_the_emulator_region(oss_emu, bucket_name):
     b = oss2.Bucket(oss2.AuthV4(AK, SECRET), oss_emu.url, bucket_name, region="cn-shanghai")
     with pytest.raises(oss_errors.SignatureDoesNotMatch) as err:
