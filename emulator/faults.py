@@ -9,6 +9,18 @@ Kinds (what the function must survive, notes/imm-wire-facts.md §3.2 and §5):
 - `bad_gateway`: a 502 with an HTML body, as a load balancer sends it; the SDK cannot parse it.
 - `latency`: sleep `seconds` (default 1), then serve normally; lets tests exceed the SDK's read timeout.
 - `drop`: close the connection without answering.
+- `trickle`: send the status line and headers at once, then the body `chunk` bytes (default 1) every
+  `interval_ms` (default 150), with the full body's Content-Length, so a client whose timeout is per socket read
+  (urllib3's, the SDKs') keeps reading for as long as the body lasts: a 100-byte answer at 150 ms takes ~15 s,
+  however short the read timeout. `headers=True` trickles the status line and headers too. By default the answer
+  is the service's own (the call takes effect, as on a slow network); with `status`, `body` or `content_type`
+  the given answer trickles instead and the service never sees the call. Only the connection that drew the fault
+  is held (one thread per connection), and stopping the emulator cuts it off.
+- `answer`: reply with exactly `status` (default 200), `content_type` (default
+  `application/json;charset=utf-8`), `body` (bytes sent as they are; a str is sent as UTF-8; any other value
+  as compact JSON; `body_b64=` for the CLI) and optional extra `headers`, without calling the service. For
+  answers a real service would never give: a 200 `{}`, `null`, `[]`, `"x"` or `not json` from IMM, a GetBatch
+  whose `Batch.State` is missing, empty or `Exploded`, a 201 without `MessageId` from MNS.
 
 Faults are scripted (`inject`: the next `count` matching calls) or random (`random`: each call fails with
 probability `rate`, reproducible with `seed`). Scripted faults win over random ones.
@@ -16,15 +28,17 @@ probability `rate`, reproducible with `seed`). Scripted faults win over random o
 
 from __future__ import annotations
 
+import base64
+import json
 import random as _random
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from emulator.server import Request, Response
+from emulator.server import Request, Response, Trickle
 
-KINDS = ("throttle", "internal", "unavailable", "error", "bad_gateway", "latency", "drop")
+KINDS = ("throttle", "internal", "unavailable", "error", "bad_gateway", "latency", "drop", "trickle", "answer")
 ALIASES = {
     "throttling": "throttle",
     "429": "throttle",
@@ -35,7 +49,11 @@ ALIASES = {
     "delay": "latency",
     "slow": "latency",
     "reset": "drop",
+    "slowloris": "trickle",
+    "respond": "answer",
+    "reply": "answer",
 }
+_TEXT_OPTIONS = frozenset({"body", "body_b64", "content_type", "code", "message", "service"})
 BAD_GATEWAY_HTML = (
     b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>"
     b"\r\n<hr><center>Tengine</center>\r\n</body>\r\n</html>\r\n"
@@ -87,11 +105,18 @@ class FaultInjector:
         """Fail the next `count` calls of `action` ("*" = any; count None = until `clear`) with `kind`.
 
         Options: throttle(status=400|429, retry_after=ms, code, message), error(status, code, message),
-        internal/unavailable(message), bad_gateway(status=502), latency(seconds=1.0).
+        internal/unavailable(message), bad_gateway(status=502), latency(seconds=1.0),
+        trickle(interval_ms=150, headers=False, chunk=1, [status, body, content_type]),
+        answer(status=200, body=b"", content_type="application/json;charset=utf-8", headers={}, body_b64).
+
+            emu.faults.inject("GetBatch", "trickle", interval_ms=150)
+            emu.faults.inject("UpdateBatch", "answer", status=200, body=b"{}")
         """
-        rule = _Rule(action, canonical_kind(kind), dict(opts), count, service)
+        name = canonical_kind(kind)
         if count is not None and count < 1:
             raise ValueError("count must be >= 1 (or None for unlimited)")
+        _check_options(name, opts)
+        rule = _Rule(action, name, dict(opts), count, service)
         with self._lock:
             self._rules.append(rule)
 
@@ -154,7 +179,9 @@ class FaultInjector:
     def add_spec(self, spec: str) -> None:
         """CLI form `ACTION:KIND[:COUNT][:key=value,...]`, e.g. `UpdateBatch:throttle:3:status=429,retry_after=1500`.
 
-        COUNT is a number or `*` (every call); values that look like numbers become numbers.
+        COUNT is a number or `*` (every call); values that look like numbers become numbers and `true`/`false`
+        booleans, except for the text options (body, content_type, code, message, service), kept as written. A
+        body with a comma needs `body_b64=`: `UpdateBatch:answer:1:status=200,body_b64=eyJhIjoxLCJiIjoyfQ==`.
         """
         parts = spec.split(":", 3)
         if len(parts) < 2 or not parts[0] or not parts[1]:
@@ -168,7 +195,8 @@ class FaultInjector:
                 key, sep, value = item.partition("=")
                 if not sep:
                     raise ValueError(f"fault option {item!r} is not key=value")
-                opts[key.strip()] = _number_or_str(value.strip())
+                key = key.strip()
+                opts[key] = value.strip() if key in _TEXT_OPTIONS else _number_or_str(value.strip())
         self.inject(parts[0], parts[1], count, **opts)
 
     # -- the hook --------------------------------------------------------------------------------------------
@@ -199,7 +227,49 @@ class FaultInjector:
         )
 
 
+def _check_options(kind: str, opts: dict[str, Any]) -> None:
+    """Refuse option values that could only fail later, inside a request thread."""
+    if kind == "trickle":
+        if float(opts.get("interval_ms", 150)) < 0 or int(opts.get("chunk", 1)) < 1:
+            raise ValueError("trickle needs interval_ms >= 0 and chunk >= 1")
+    if kind in ("trickle", "answer"):
+        if "body" in opts and "body_b64" in opts:
+            raise ValueError("give body or body_b64, not both")
+        _answer_body(opts)  # raises on a body that cannot be encoded
+        int(opts.get("status", 200))
+
+
+def _answer_body(opts: dict[str, Any]) -> bytes:
+    if "body_b64" in opts:
+        return base64.b64decode(str(opts["body_b64"]), validate=True)
+    body = opts.get("body", b"")
+    if isinstance(body, bytes | bytearray):
+        return bytes(body)
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _answer(opts: dict[str, Any]) -> Response:
+    headers = {"Content-Type": str(opts.get("content_type", "application/json;charset=utf-8"))}
+    headers.update({str(k): str(v) for k, v in (opts.get("headers") or {}).items()})
+    return Response(int(opts.get("status", 200)), headers, _answer_body(opts))
+
+
 def _render(service: Any, kind: str, opts: dict[str, Any]) -> Response | None:
+    if kind == "answer":
+        return _answer(opts)
+    if kind == "trickle":
+        trickle = Trickle(
+            interval=float(opts.get("interval_ms", 150)) / 1000.0,
+            headers=bool(opts.get("headers", False)),
+            chunk=int(opts.get("chunk", 1)),
+        )
+        if any(k in opts for k in ("status", "body", "body_b64", "content_type")):
+            response = _answer(opts)
+            response.trickle = trickle
+            return response
+        return Response(0, trickle=trickle, serve=True)
     if kind == "latency":
         time.sleep(float(opts.get("seconds", 1.0)))
         return None
@@ -232,6 +302,8 @@ def _render(service: Any, kind: str, opts: dict[str, Any]) -> Response | None:
 
 
 def _number_or_str(value: str) -> Any:
+    if value.lower() in ("true", "false"):
+        return value.lower() == "true"
     for cast in (int, float):
         try:
             return cast(value)

@@ -1,8 +1,27 @@
 """IMM 2020-09-30 batch API (CreateBatch … DeleteBatch) as the POP gateway and IMM answer it.
 
 Wire shapes, error codes and state rules follow notes/imm-wire-facts.md. The store is in memory behind one lock;
-tests reach it directly through the inspection methods (`create_batch`, `set_state`, `progress`, …) instead of
-going through the wire, so they can set up states that the public API cannot reach (Running, Failed).
+tests reach it directly through the inspection methods (`create_batch`, `create_batches`, `set_state`,
+`progress`, …) instead of going through the wire, so they can set up states that the public API cannot reach
+(Running, Failed).
+
+What IMM cannot store is refused, never stored (issue #10), each 400 naming the parameter and never echoing the
+value:
+
+- a form or query value that is not UTF-8 once percent-decoded (invalid bytes, or surrogate code points
+  written as UTF-8, `%ED%A0%80`): `InvalidArgument`;
+- a JSON parameter (Input, Actions, Tags, Notification, any other) that is not JSON, `NaN`, `Infinity` and
+  `-Infinity` included: `InvalidJSON` (IMM's code for a JSON parameter it cannot parse, "Array parsing error,
+  {ParameterName}", https://www.alibabacloud.com/help/en/imm/developer-reference/error-handling-1);
+- JSON that parses but cannot be stored: a number that overflows a double (`1e400`, a 400-digit integer), a
+  duplicate key in any object, a lone UTF-16 surrogate written as an escape (`"\ud800"`): `InvalidArgument`;
+- a name with a control character (C0 U+0000-U+001F, DEL U+007F, C1 U+0080-U+009F; so also a trailing newline):
+  every plain parameter (ProjectName, Id, ServiceRole, State, Sort, Order, TagSelector, ...), `Input.OSS.Bucket`
+  and `Actions[].Name`: `InvalidArgument`.
+
+IMM's own wording for these is not published; the codes are IMM's documented generic ones (same page). Every
+2xx answer is a JSON object carrying `RequestId` (and the `x-acs-request-id` header), as every IMM response
+example shows.
 """
 
 from __future__ import annotations
@@ -10,15 +29,18 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import heapq
 import itertools
 import json
+import math
+import re
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_to_bytes
 
 from emulator.server import Keyring, Request, Response
 from emulator.signature import NonceCache, parse_timestamp, verify_request
@@ -136,12 +158,70 @@ def new_request_id() -> str:
 # -- parameter parsing ---------------------------------------------------------------------------------------------
 
 
-def request_params(request: Request) -> dict[str, str]:
-    """Query parameters merged with the urlencoded form body (the SDK uses one or the other per action)."""
-    params = dict(parse_qsl(request.query, keep_blank_values=True))
-    if request.body and "json" not in request.header("content-type"):
-        params.update(parse_qsl(request.body.decode("utf-8", "replace"), keep_blank_values=True))
+# C0 controls, DEL and C1 controls: never part of a name IMM stores (a trailing newline included).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def _form_pairs(raw: bytes) -> list[tuple[str, str]]:
+    """`a=b&c=d` (query or urlencoded body) decoded strictly: `+` is a space, %XX bytes must form UTF-8.
+
+    Unlike `parse_qsl`, which puts U+FFFD in place of bytes that are not UTF-8, a name or value that does not
+    decode is refused, naming the parameter (a name that does not decode is named by its position).
+    """
+    pairs = []
+    for index, item in enumerate(raw.split(b"&")):
+        if not item:
+            continue
+        raw_name, _, raw_value = item.partition(b"=")
+        try:
+            name = unquote_to_bytes(raw_name.replace(b"+", b" ")).decode("utf-8")
+        except UnicodeDecodeError:
+            raise _invalid(f"The name of parameter #{index + 1} is not valid UTF-8.") from None
+        try:
+            value = unquote_to_bytes(raw_value.replace(b"+", b" ")).decode("utf-8")
+        except UnicodeDecodeError:
+            raise _invalid(f"The parameter {_printable(name)} is not valid UTF-8.") from None
+        pairs.append((name, value))
+    return pairs
+
+
+def _printable(name: str) -> str:
+    """A parameter name fit for an error message: control characters escaped, at most 64 characters."""
+    shown = name.encode("unicode_escape").decode("ascii") if _CONTROL.search(name) else name
+    return shown if len(shown) <= 64 else shown[:61] + "..."
+
+
+def _unique(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for name, value in pairs:
+        if name in params:  # which value counts would be a guess: the SDKs never send a name twice
+            raise _invalid(f"The parameter {_printable(name)} is given more than once.")
+        params[name] = value
     return params
+
+
+def request_params(request: Request) -> dict[str, str]:
+    """Query parameters merged with the urlencoded form body (the SDK uses one or the other per action).
+
+    The server hands the query over as latin-1 text (http.server decodes the request line so), i.e. the raw bytes.
+    """
+    try:
+        raw_query = request.query.encode("latin-1")
+    except UnicodeEncodeError:  # a Request built in-process with text beyond latin-1
+        raw_query = request.query.encode("utf-8", "surrogateescape")
+    params = _unique(_form_pairs(raw_query))
+    if request.body and "json" not in request.header("content-type"):
+        params.update(_unique(_form_pairs(request.body)))
+    return params
+
+
+def check_names(params: dict[str, str]) -> None:
+    """Plain (non-JSON) parameters must not hold control characters: IMM's names and enums never do."""
+    for name, value in params.items():
+        if name.split(".", 1)[0] in JSON_FIELDS:
+            continue  # JSON values are checked field by field once decoded
+        if _CONTROL.search(name) or _CONTROL.search(value):
+            raise _invalid(f"The parameter {_printable(name)} contains a control character.")
 
 
 def _unflatten(params: dict[str, str], name: str) -> Any:
@@ -170,15 +250,77 @@ def _unflatten(params: dict[str, str], name: str) -> Any:
     return listify(root) if root else None
 
 
+class _NotJson(Exception):
+    """Raised from the decoder's hooks for `NaN`, `Infinity` and `-Infinity`: not JSON (RFC 8259 §6)."""
+
+
+class _Unstorable(Exception):
+    """JSON that parses but that IMM cannot store; the message says why, without the value."""
+
+
+def _no_constant(_: str) -> Any:
+    raise _NotJson
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise _Unstorable("a number is out of the range of a double")
+    return value
+
+
+def _finite_int(text: str) -> int:
+    if len(text) > 400:  # longer than any double, and int() refuses > 4300 digits on 3.11+
+        raise _Unstorable("a number is out of the range of a double")
+    value = int(text)
+    if abs(value) > 1.7976931348623157e308:
+        raise _Unstorable("a number is out of the range of a double")
+    return value
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _Unstorable("an object has a duplicate key")
+        result[key] = value
+    return result
+
+
+def strict_json(text: str, name: str) -> Any:
+    """Decode one JSON parameter as IMM can store it (see the module docstring for what is refused)."""
+    try:
+        value = json.loads(
+            text,
+            parse_constant=_no_constant,
+            parse_float=_finite_float,
+            parse_int=_finite_int,
+            object_pairs_hook=_unique_keys,
+        )
+    except _Unstorable as exc:
+        raise _invalid(f"The parameter {name} is not valid: {exc}.") from None
+    except (_NotJson, ValueError, RecursionError):
+        raise ImmError(400, "InvalidJSON", f"The parameter {name} is not valid JSON.") from None
+    try:
+        # Escapes such as "\ud800" decode to lone surrogates, which no UTF-8 store can hold.
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        message = f"The parameter {name} is not valid: a string is not valid Unicode (a lone surrogate)."
+        raise _invalid(message) from None
+    return value
+
+
 def json_param(params: dict[str, str], name: str) -> Any:
-    """A JSON-string parameter decoded (None when absent); the flattened form is accepted too."""
+    """A JSON-string parameter decoded strictly (None when absent); the flattened form is accepted too."""
     raw = params.get(name)
     if raw is None:
         return _unflatten(params, name)
-    try:
-        return json.loads(raw)
-    except ValueError:
-        raise ImmError(400, "InvalidJSON", f"The parameter {name} is not valid JSON.") from None
+    return strict_json(raw, name)
+
+
+def _check_name(value: str, where: str) -> None:
+    if _CONTROL.search(value):
+        raise _invalid(f"The parameter {where} contains a control character.")
 
 
 def _str_list(value: Any, where: str) -> list[str]:
@@ -195,6 +337,7 @@ def validate_input(value: Any) -> dict[str, Any]:
     bucket = oss.get("Bucket")
     if not isinstance(bucket, str) or not bucket:
         raise _invalid("The parameter Input.OSS.Bucket is required but not provided.")
+    _check_name(bucket, "Input.OSS.Bucket")
     result: dict[str, Any] = {"Bucket": bucket}
     if "Prefix" in oss:
         if not isinstance(oss["Prefix"], str):
@@ -213,6 +356,7 @@ def validate_actions(value: Any) -> list[dict[str, Any]]:
         name = item.get("Name") if isinstance(item, dict) else None
         if not isinstance(name, str) or not name:
             raise _invalid(f"The parameter Actions[{i}].Name is required but not provided.")
+        _check_name(name, f"Actions[{i}].Name")
         action: dict[str, Any] = {"Name": name}
         if item.get("Parameters") is not None:
             action["Parameters"] = _str_list(item["Parameters"], f"Actions[{i}].Parameters")
@@ -311,7 +455,9 @@ class ImmService:
                 raise ImmError(
                     404, "InvalidAction.NotFound", "Specified api is not found, please check your url and method."
                 )
-            body = handler(request_params(request))
+            params = request_params(request)
+            check_names(params)
+            body = handler(params)
         except ImmError as exc:
             return self.error_response(exc.status, exc.code, exc.message, request_id=request_id)
         return self._json(200, {**body, "RequestId": request_id}, request_id)
@@ -456,6 +602,10 @@ class ImmService:
             return {"Batch": copy.deepcopy(self._batch(project, batch_id, reading=True).data)}
 
     def _list_batches(self, params: dict[str, str]) -> dict[str, Any]:
+        """ListBatches as documented (https://www.alibabacloud.com/help/en/imm/developer-reference/
+        api-imm-2020-09-30-listbatches): MaxResults 0-100 (0 or absent: 100), State one of the five states,
+        TagSelector `key=value`, Sort CreateTime|UpdateTime, Order ASC (default)|DES, an opaque NextToken; each
+        listed batch is the whole DataIngestion object, as GetBatch returns it."""
         (project,) = self._required(params, "ProjectName")
         max_results = _parse_max_results(params.get("MaxResults", ""))
         sort = params.get("Sort") or "CreateTime"
@@ -469,23 +619,33 @@ class ImmService:
         if state and state not in STATES:
             raise _invalid(f"The parameter State must be one of {', '.join(STATES)}.")
         selector = params.get("TagSelector", "")
+        wanted = parse_tag_selector(selector)
         listing = [project, sort, descending, state, selector]
         cursor = _decode_token(params.get("NextToken", ""), listing)
         with self._lock:
             batches = list(self._project(project).batches.values())
-            for batch in batches:
-                self._advance(project, batch, reading=True)
+            if self._progressions:
+                for batch in batches:
+                    self._advance(project, batch, reading=True)
+            else:  # the common case, kept cheap for projects with thousands of batches
+                for batch in batches:
+                    batch.reads += 1
             keyed = [
                 ((b.created if sort == "CreateTime" else b.updated, b.seq), b)
                 for b in batches
-                if (not state or b.data["State"] == state) and _tag_match(b.data.get("Tags"), selector)
+                if (not state or b.data["State"] == state) and _tag_match(b.data.get("Tags"), wanted)
             ]
-            keyed.sort(key=lambda kb: kb[0], reverse=descending)
             if cursor is not None:
                 keyed = [kb for kb in keyed if (kb[0] < cursor if descending else kb[0] > cursor)]
-            page = keyed[:max_results]
-            body: dict[str, Any] = {"Batches": [copy.deepcopy(b.data) for _, b in page]}
-            body["NextToken"] = _encode_token(listing, page[-1][0]) if len(keyed) > max_results else ""
+            page = (
+                heapq.nlargest(max_results + 1, keyed, key=_first)
+                if descending
+                else heapq.nsmallest(max_results + 1, keyed, key=_first)
+            )
+            more = len(page) > max_results
+            page = page[:max_results]
+            body: dict[str, Any] = {"Batches": [_copy(b.data) for _, b in page]}
+            body["NextToken"] = _encode_token(listing, page[-1][0]) if more else ""
         return body
 
     def _update_batch(self, params: dict[str, str]) -> dict[str, Any]:
@@ -583,6 +743,45 @@ class ImmService:
                 extra=copy.deepcopy(extra),
             )
         return batch_id
+
+    def create_batches(
+        self,
+        project: str,
+        n: int,
+        *,
+        state: str | Callable[[int], str] = "Ready",
+        tags: dict[str, Any] | Callable[[int], dict[str, Any] | None] | None = None,
+        input: dict[str, Any] | None = None,
+        actions: list[dict[str, Any]] | None = None,
+        id_prefix: str = "batch-",
+    ) -> list[str]:
+        """Add `n` batches at once (the project is created if missing); returns their Ids in creation order.
+
+        `state` and `tags` are a value for all, or a function of the index 0..n-1, e.g.
+        `create_batches("p", 300, state=lambda i: "Failed" if i % 3 else "Ready", tags=lambda i: {"tier": ...})`.
+        Ids are `id_prefix` + a UUID. One lock and one validation for all: a few thousand take well under a second.
+        """
+        if n < 0:
+            raise ValueError("n must be >= 0")
+        batch_input = validate_input(copy.deepcopy(input if input is not None else DEFAULT_INPUT))
+        batch_actions = validate_actions(copy.deepcopy(actions if actions is not None else DEFAULT_ACTIONS))
+        ids = []
+        with self._lock:
+            store = self._projects.setdefault(project, _Project())
+            for i in range(n):
+                batch_id = f"{id_prefix}{uuid.uuid4()}"
+                batch_tags = tags(i) if callable(tags) else tags
+                store.batches[batch_id] = self._new_batch(
+                    batch_id,
+                    state=state(i) if callable(state) else state,
+                    input=_copy(batch_input),
+                    actions=[_copy(a) for a in batch_actions],
+                    tags=None if batch_tags is None else _copy(batch_tags),
+                    notification=None,
+                    service_role=DEFAULT_SERVICE_ROLE,
+                )
+                ids.append(batch_id)
+        return ids
 
     def get_batch(self, project: str, id: str) -> dict[str, Any]:
         """A deep copy of the batch as GetBatch would return it (time-based progressions apply, reads do not).
@@ -709,15 +908,37 @@ def _parse_max_results(raw: str) -> int:
     return value or 100
 
 
-def _tag_match(tags: dict[str, Any] | None, selector: str) -> bool:
-    """TagSelector `k=v` (string comparison of the value) or `k` (the tag exists)."""
+def _first(item: tuple[Any, Any]) -> Any:
+    return item[0]
+
+
+def _copy(data: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of a batch (plain JSON data): a JSON round trip is several times faster than deepcopy."""
+    return json.loads(json.dumps(data))
+
+
+def parse_tag_selector(selector: str) -> tuple[str, str] | None:
+    """TagSelector as IMM documents it: `key=value` (the example is `test=val1`; ListBatches, ListTriggers).
+
+    None for an empty selector (no filter). A selector without `=` or with an empty key is refused 400
+    `InvalidArgument`, naming TagSelector: IMM documents no other form (no bare key, no list), so a selector
+    IMM may read differently is refused rather than guessed. The value is everything after the first `=`.
+    """
     if not selector:
-        return True
+        return None
     key, sep, value = selector.partition("=")
+    if not sep or not key.strip():
+        raise _invalid("The parameter TagSelector is not valid: use key=value.")
+    return key, value
+
+
+def _tag_match(tags: dict[str, Any] | None, wanted: tuple[str, str] | None) -> bool:
+    """The batch's tag `key` equals `value`, compared as text (a number 4 matches `n=4`, true matches `b=true`)."""
+    if wanted is None:
+        return True
+    key, value = wanted
     if not tags or key not in tags:
         return False
-    if not sep:
-        return True
     actual = tags[key]
     text = ("true" if actual else "false") if isinstance(actual, bool) else str(actual)
     return text == value

@@ -5,8 +5,13 @@
 - OSS (path-style, as oss2 sends it to an IP endpoint): everything else.
 
 Every request is recorded in `Emulator.requests` (method, path, action, status; never secrets) so tests can
-inspect what the SDKs sent. Faults (see `emulator.faults`) are applied per service action before the service
-handles the request.
+inspect what the SDKs sent. The log is a `collections.deque` bounded by `request_log_size` (default 100,000
+records, far above what one test makes: the bench's 1,000 updates make ~2,000), so a long-running
+`python -m emulator` does not grow without end; the oldest records go first. Faults (see `emulator.faults`) are
+applied per service action before the service handles the request.
+
+Every connection is served on a thread of its own (`ThreadingHTTPServer`), so a fault that holds one connection
+(`latency`, `trickle`) never delays the others.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import socket
 import sys
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
@@ -38,12 +44,27 @@ class Request:
         return dict(parse_qsl(self.query, keep_blank_values=True))
 
 
+@dataclass(frozen=True)
+class Trickle:
+    """How to send an answer slowly (the `trickle` fault): `chunk` bytes every `interval` seconds.
+
+    The status line and headers go out at once unless `headers` is true, then the body trickles; the
+    Content-Length announced is the full body's, so the client keeps reading until the last byte.
+    """
+
+    interval: float = 0.15
+    headers: bool = False
+    chunk: int = 1
+
+
 @dataclass
 class Response:
     status: int
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     drop: bool = False  # close the connection without answering (fault injection)
+    trickle: Trickle | None = None  # send slowly (fault injection)
+    serve: bool = False  # a fault's marker: let the service answer, then deliver that answer as this one says
 
 
 @dataclass
@@ -137,6 +158,7 @@ class Emulator:
         access_key_id / access_key_secret: the permanent key accepted (more with `keyring.add`).
         host / port: where to listen; port 0 picks a free port (read it from `port` after `start`).
         region: used in HostId and error messages.
+        request_log_size: how many request records `requests` keeps (the oldest are dropped first).
     """
 
     def __init__(
@@ -147,6 +169,7 @@ class Emulator:
         host: str = "127.0.0.1",
         port: int = 0,
         region: str = "cn-hangzhou",
+        request_log_size: int = 100_000,
     ) -> None:
         from emulator.faults import FaultInjector
         from emulator.imm import ImmService
@@ -169,14 +192,18 @@ class Emulator:
             load_seed(self, seed)
         # Order matters: IMM and MNS are recognised by their headers, OSS takes the rest.
         self.services: list[Any] = [self.imm, self.mns, self.oss]
-        self.requests: list[RequestRecord] = []
+        if request_log_size < 1:
+            raise ValueError("request_log_size must be >= 1")
+        self.requests: deque[RequestRecord] = deque(maxlen=request_log_size)
         self._log_lock = threading.Lock()
+        self._stopping = threading.Event()  # wakes trickling answers up when the emulator stops
         self._requested_port = port
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     def start(self) -> Emulator:
+        self._stopping.clear()
         handler = _make_handler(self)
         self._server = _QuietServer((self.host, self._requested_port), handler)
         self._server.daemon_threads = True
@@ -187,6 +214,7 @@ class Emulator:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -217,12 +245,16 @@ class Emulator:
         started = time.time()
         service = next((s for s in self.services if s.matches(request)), self.oss)
         action = service.action_of(request)
-        response = self.faults.apply(service, action, request)
-        if response is None:
+        fault = self.faults.apply(service, action, request)
+        response = fault
+        if fault is None or fault.serve:
             try:
                 response = service.handle(request)
             except Exception as exc:  # an emulator bug must look like a 500, not a hung client
                 response = service.error_response(500, "InternalError", f"emulator error: {type(exc).__name__}")
+            if fault is not None:
+                response.trickle = fault.trickle
+        assert response is not None
         with self._log_lock:
             self.requests.append(
                 RequestRecord(
@@ -348,9 +380,31 @@ def _make_handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
             headers.setdefault("Content-Length", str(len(response.body)))
             for name, value in headers.items():
                 self.send_header(name, value)
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(response.body)
+            body = response.body if self.command != "HEAD" else b""
+            if response.trickle is None:
+                self.end_headers()
+                self.wfile.write(body)
+                return
+            self.close_connection = True  # a trickled answer may be abandoned half way: never reuse the socket
+            self.send_header("Connection", "close")
+            if response.trickle.headers:
+                # The head goes out byte by byte too: take it from the buffer instead of flushing it.
+                self._headers_buffer.append(b"\r\n")  # type: ignore[attr-defined]
+                head = b"".join(self._headers_buffer)  # type: ignore[attr-defined]
+                self._headers_buffer = []  # type: ignore[attr-defined]
+                self._trickle(head + body, response.trickle)
+            else:
+                self.end_headers()
+                self._trickle(body, response.trickle)
+
+        def _trickle(self, data: bytes, trickle: Trickle) -> None:
+            """Write `data` `trickle.chunk` bytes at a time, `trickle.interval` seconds apart; stop early when the
+            emulator stops (the client then sees a connection closed mid-answer)."""
+            step = max(1, int(trickle.chunk))
+            for offset in range(0, len(data), step):
+                if offset and emulator._stopping.wait(trickle.interval):
+                    raise ConnectionAbortedError("emulator stopped while trickling an answer")
+                self.wfile.write(data[offset : offset + step])
 
         do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _serve
 

@@ -63,11 +63,26 @@ def test_state_filter(client, batches):
 
 @pytest.mark.parametrize(
     ("selector", "expected"),
-    [("team=t1", ["batch-01", "batch-03", "batch-05"]), ("n=4", ["batch-04"]), ("team=none", []), ("team", None)],
+    [
+        ("team=t1", ["batch-01", "batch-03", "batch-05"]),
+        ("n=4", ["batch-04"]),  # a number tag matches its text
+        ("team=none", []),
+        ("nokey=t1", []),
+        ("team=t1=x", []),  # the value is everything after the first "="
+    ],
 )
 def test_tag_selector(client, batches, selector, expected):
     ids, _ = list_all(client, tag_selector=selector)
-    assert ids == (batches if expected is None else expected)
+    assert ids == expected
+
+
+@pytest.mark.parametrize("selector", ["team", "=t1", " =t1", "team\n=t1", "team=t1\n"])
+def test_malformed_tag_selector_is_refused(client, batches, selector):
+    """IMM documents TagSelector as key=value only (ListBatches: `test=val1`): anything else is refused."""
+    with pytest.raises(ClientException) as info:
+        client.list_batches(m.ListBatchesRequest(project_name=P, tag_selector=selector))
+    assert (info.value.status_code, info.value.code) == (400, "InvalidArgument")
+    assert "TagSelector" in info.value.message
 
 
 def test_filters_combine(client, batches):
