@@ -56,10 +56,17 @@ def imm_call(
     extra_headers: dict[str, str] | None = None,
     sign: bool = True,
     body_override: bytes | None = None,
+    raw_body: bytes | None = None,
 ) -> WireResponse:
-    """Send one IMM RPC call the way the SDK does (form body or query), with any detail overridden."""
+    """Send one IMM RPC call the way the SDK does (form body or query), with any detail overridden.
+
+    `raw_body` sends (and signs) exactly those bytes instead of the encoded `params`, for forms the SDK cannot
+    build (bytes that are not UTF-8, a name given twice); `body_override` is sent unsigned.
+    """
     params = params or {}
     body = urlencode(sorted(params.items())).encode() if in_body and params else b""
+    if raw_body is not None:
+        body = raw_body
     query = {} if in_body else dict(params)
     headers = {
         "host": endpoint,
