@@ -18,7 +18,7 @@ Kinds (what the function must survive, notes/imm-wire-facts.md §3.2 and §5):
   is held (one thread per connection), and stopping the emulator cuts it off.
 - `answer`: reply with exactly `status` (default 200), `content_type` (default
   `application/json;charset=utf-8`), `body` (bytes sent as they are; a str is sent as UTF-8; any other value
-  as compact JSON; `body_b64=` for the CLI) and optional extra `headers`, without calling the service. For
+  as compact JSON; `body_b64=` for the CLI) and optional `extra_headers` (a dict), without calling the service. For
   answers a real service would never give: a 200 `{}`, `null`, `[]`, `"x"` or `not json` from IMM, a GetBatch
   whose `Batch.State` is missing, empty or `Exploded`, a 201 without `MessageId` from MNS.
 
@@ -107,7 +107,7 @@ class FaultInjector:
         Options: throttle(status=400|429, retry_after=ms, code, message), error(status, code, message),
         internal/unavailable(message), bad_gateway(status=502), latency(seconds=1.0),
         trickle(interval_ms=150, headers=False, chunk=1, [status, body, content_type]),
-        answer(status=200, body=b"", content_type="application/json;charset=utf-8", headers={}, body_b64).
+        answer(status=200, body=b"", content_type="application/json;charset=utf-8", extra_headers={}, body_b64).
 
             emu.faults.inject("GetBatch", "trickle", interval_ms=150)
             emu.faults.inject("UpdateBatch", "answer", status=200, body=b"{}")
@@ -237,6 +237,8 @@ def _check_options(kind: str, opts: dict[str, Any]) -> None:
             raise ValueError("give body or body_b64, not both")
         _answer_body(opts)  # raises on a body that cannot be encoded
         int(opts.get("status", 200))
+        if not isinstance(opts.get("extra_headers") or {}, dict):
+            raise ValueError("extra_headers must be a dict")
 
 
 def _answer_body(opts: dict[str, Any]) -> bytes:
@@ -252,7 +254,7 @@ def _answer_body(opts: dict[str, Any]) -> bytes:
 
 def _answer(opts: dict[str, Any]) -> Response:
     headers = {"Content-Type": str(opts.get("content_type", "application/json;charset=utf-8"))}
-    headers.update({str(k): str(v) for k, v in (opts.get("headers") or {}).items()})
+    headers.update({str(k): str(v) for k, v in (opts.get("extra_headers") or {}).items()})
     return Response(int(opts.get("status", 200)), headers, _answer_body(opts))
 
 
