@@ -1,10 +1,12 @@
 """MNS (Simple Message Queue) XML API as aliyun-mns-sdk 1.3.0 sends it: topics and queues.
 
 Operations: PublishMessage (`POST /topics/<t>/messages`), GetTopicAttributes (`GET /topics/<t>`), SendMessage
-(`POST /queues/<q>/messages`), ReceiveMessage / BatchReceiveMessage (`GET /queues/<q>/messages[?waitseconds=N]
-[&numOfMessages=N]`, long polling honoured), DeleteMessage (`DELETE /queues/<q>/messages?ReceiptHandle=..`) and
-GetQueueAttributes (`GET /queues/<q>`). Point the SDK at the emulator with `Account("http://127.0.0.1:<port>", ak,
-secret, token)`: `MNSClient.process_host` wants the scheme and keeps host:port as the Host header.
+and BatchSendMessage (`POST /queues/<q>/messages`, a `<Message>` or a `<Messages>` document), ReceiveMessage /
+BatchReceiveMessage (`GET /queues/<q>/messages[?waitseconds=N][&numOfMessages=N]`, long polling honoured),
+DeleteMessage (`DELETE /queues/<q>/messages?ReceiptHandle=..`), BatchDeleteMessage (`DELETE /queues/<q>/messages`
+with a `<ReceiptHandles>` document) and GetQueueAttributes (`GET /queues/<q>`). Point the SDK at the emulator
+with `Account("http://127.0.0.1:<port>", ak, secret, token)`: `MNSClient.process_host` wants the scheme and
+keeps host:port as the Host header.
 
 Wire facts, read in the installed SDK:
 - Signature (`mns/mns_client.py`, `MNSClient.get_signature`): `Authorization: MNS <ak>:base64(hmac-sha1(secret,
@@ -33,6 +35,24 @@ QueueNotExist / MessageNotExist (404), TimeExpired (408, Date more than 15 minut
 security token answers 403 InvalidSecurityToken, an expired STS key 403 SecurityTokenExpired (the emulator's
 choices, as OSS answers: the MNS table does not list STS errors).
 
+Limits, as the MNS API reference states them (https://www.alibabacloud.com/help/en/mns/developer-reference/
+batchsendmessage, .../sendmessage, .../batchdeletemessage, .../batchreceivemessage; the batch FAQ
+https://alibabacloud.com/help/en/mns/support/can-i-use-mns-to-send-or-receive-multiple-messages-at-a-time):
+- a message body is 1 byte up to the queue's MaximumMessageSize (1024-65536, default 65536 = 64 KB), counted on
+  the body as sent, i.e. after the SDK's base64 (a 64 KB limit is ~47 KB of raw text);
+- BatchSendMessage takes 1-16 messages whose bodies total at most 64 KB (65536 bytes);
+- BatchReceiveMessage returns up to 16, BatchDeleteMessage takes 1-16 receipt handles;
+- DelaySeconds 0-604800, Priority 1-16 (1 first, default 8).
+A request over a limit is refused as a whole with 400 `InvalidArgument` (the MNS error table's code for a value
+out of range; the exact wording is the emulator's), and nothing of it is enqueued. BatchDeleteMessage deletes
+every handle it knows and, when some are unknown, answers 400 with `<Errors><Error><ErrorCode>ReceiptHandleError
+</ErrorCode><ErrorMessage/><ReceiptHandle/></Error></Errors>`, the per-handle form the SDK's
+`BatchDeleteMessageDecoder` reads (only "204 when every sub-request succeeded" is documented: the status of a
+partial failure is the emulator's choice).
+
+Inspection for tests: `queue_messages` (every message still queued), `wait_for_queue` (block until N are
+there), `drain` (take them all out), plus `published` / `wait_for_published` for topics.
+
 Seed format (`load`): `{"topics": ["<name>", ...], "queues": ["<name>", ...]}`; either may also be a mapping of
 name -> options (`{"visibility_timeout": 30, "delay_seconds": 0, "maximum_message_size": 65536}` for queues).
 """
@@ -60,6 +80,8 @@ API_VERSION = "2015-06-06"
 MAX_SKEW_SECONDS = 15 * 60
 MAX_MESSAGE_SIZE = 65536  # bytes of MessageBody as sent: the MNS default MaximumMessageSize (64 KB)
 MAX_WAIT_SECONDS = 30  # MNS caps long polling at 30 s
+MAX_BATCH_MESSAGES = 16  # BatchSendMessage / BatchReceiveMessage / BatchDeleteMessage
+MAX_BATCH_BYTES = 65536  # BatchSendMessage: all message bodies together
 
 
 class _MnsError(Exception):
@@ -175,6 +197,24 @@ class MnsService:
                 for m in found.messages
             ]
 
+    def wait_for_queue(self, queue: str, count: int = 1, timeout: float = 5.0) -> list[dict[str, Any]]:
+        """Block until `queue` holds at least `count` messages (or the timeout passes); return `queue_messages`."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while len(self.queue_messages(queue)) < count and (left := deadline - time.monotonic()) > 0:
+                self._changed.wait(left)
+            return self.queue_messages(queue)
+
+    def drain(self, queue: str) -> list[dict[str, Any]]:
+        """Remove every message from `queue` (visible or not) and return them as `queue_messages` shows them."""
+        with self._lock:
+            taken = self.queue_messages(queue)
+            found = self._queues.get(queue)
+            if found is not None:
+                found.messages.clear()
+                self._changed.notify_all()
+            return taken
+
     def deny(self, name: str, kind: str = "topic") -> None:
         """Answer 403 AccessDenied for every request on a topic (kind="topic") or queue (kind="queue")."""
         with self._lock:
@@ -248,9 +288,11 @@ class MnsService:
             "PublishMessage": self._publish,
             "GetTopicAttributes": self._topic_attributes,
             "SendMessage": self._send,
+            "BatchSendMessage": self._batch_send,
             "ReceiveMessage": self._receive,
             "BatchReceiveMessage": self._receive,
             "DeleteMessage": self._delete,
+            "BatchDeleteMessage": self._batch_delete,
             "GetQueueAttributes": self._queue_attributes,
         }.get(action)
         if handler is None:
@@ -281,20 +323,19 @@ class MnsService:
         body = _xml.document("Message", [("MessageId", record["message_id"]), ("MessageBodyMD5", record["md5"])], XMLNS)
         return Response(201, _headers(request_id), body)
 
-    def _send(self, request: Request, queue: str) -> Response:
+    def _queue_limits(self, queue: str) -> tuple[int, int]:
         with self._lock:
             found = self._queues.get(queue)
-            limit = found.maximum_message_size if found else MAX_MESSAGE_SIZE
-        message = _parse_message(request.body, limit)
-        root = _xml.parse(request.body)
-        assert root is not None  # _parse_message checked it
-        delay = _int_field(root, "DelaySeconds", found.delay_seconds if found else 0, 0, 604800)
-        priority = _int_field(root, "Priority", 8, 1, 16)
-        request_id = _request_id()
-        now = time.time()
-        record = {
+            if found is None:
+                raise _MnsError(404, "QueueNotExist", "The queue name you provided is not exist.")
+            return found.maximum_message_size, found.delay_seconds
+
+    def _queue_record(self, element: ET.Element, limit: int, default_delay: int, now: float) -> dict[str, Any]:
+        message = _message_fields(element, limit)
+        delay = _int_field(element, "DelaySeconds", default_delay, 0, 604800)
+        priority = _int_field(element, "Priority", 8, 1, 16)
+        return {
             **message,
-            "request_id": request_id,
             "priority": priority,
             "enqueue_time": int(now * 1000),
             "dequeue_count": 0,
@@ -302,14 +343,51 @@ class MnsService:
             "visible_at": now + delay,
             "_receipt_handle": None,
         }
+
+    def _enqueue(self, queue: str, records: list[dict[str, Any]]) -> None:
         with self._lock:
             found = self._queues.get(queue)
             if found is None:
                 raise _MnsError(404, "QueueNotExist", "The queue name you provided is not exist.")
-            found.messages.append(record)
+            found.messages.extend(records)
             self._changed.notify_all()
+
+    def _send(self, request: Request, queue: str) -> Response:
+        limit, default_delay = self._queue_limits(queue)
+        root = _parse_root(request.body, "Message")
+        request_id = _request_id()
+        record = {**self._queue_record(root, limit, default_delay, time.time()), "request_id": request_id}
+        self._enqueue(queue, [record])
         body = _xml.document("Message", [("MessageId", record["message_id"]), ("MessageBodyMD5", record["md5"])], XMLNS)
         return Response(201, _headers(request_id), body)
+
+    def _batch_send(self, request: Request, queue: str) -> Response:
+        """All or nothing: a batch over a limit (count, a body's size, the total) enqueues none of its messages."""
+        limit, default_delay = self._queue_limits(queue)
+        root = _parse_root(request.body, "Messages")
+        elements = _xml.children(root, "Message")
+        if not 1 <= len(elements) <= MAX_BATCH_MESSAGES or len(elements) != len(root):
+            raise _MnsError(
+                400,
+                "InvalidArgument",
+                f"The count of messages in a batch request should be between 1 and {MAX_BATCH_MESSAGES}.",
+            )
+        now = time.time()
+        request_id = _request_id()
+        records = [{**self._queue_record(e, limit, default_delay, now), "request_id": request_id} for e in elements]
+        total = sum(len(r["body"].encode("utf-8")) for r in records)
+        if total > MAX_BATCH_BYTES:
+            raise _MnsError(
+                400,
+                "InvalidArgument",
+                f"The total size of the message bodies in a batch request should be between 1 and {MAX_BATCH_BYTES}"
+                " bytes.",
+            )
+        self._enqueue(queue, records)
+        items: list[_xml.Child] = [
+            ("Message", [("MessageId", r["message_id"]), ("MessageBodyMD5", r["md5"])]) for r in records
+        ]
+        return Response(201, _headers(request_id), _xml.document("Messages", items, XMLNS))
 
     def _receive(self, request: Request, queue: str) -> Response:
         query = _query(request.query)
@@ -366,6 +444,42 @@ class MnsService:
                 raise _MnsError(400, "ReceiptHandleError", "The receipt handle you provide is not valid.")
             del messages[index]
         return Response(204, _headers(_request_id()))
+
+    def _batch_delete(self, request: Request, queue: str) -> Response:
+        root = _parse_root(request.body, "ReceiptHandles")
+        handles = [(e.text or "").strip() for e in _xml.children(root, "ReceiptHandle")]
+        if not 1 <= len(handles) <= MAX_BATCH_MESSAGES or len(handles) != len(root):
+            raise _MnsError(
+                400,
+                "InvalidArgument",
+                f"The count of receipt handles in a batch request should be between 1 and {MAX_BATCH_MESSAGES}.",
+            )
+        failed: list[str] = []
+        with self._lock:
+            found = self._queues.get(queue)
+            messages = found.messages if found else []
+            for handle in handles:
+                index = next((i for i, m in enumerate(messages) if handle and m["_receipt_handle"] == handle), None)
+                if index is None:
+                    failed.append(handle)
+                else:
+                    del messages[index]
+            self._changed.notify_all()
+        request_id = _request_id()
+        if not failed:
+            return Response(204, _headers(request_id))
+        errors: list[_xml.Child] = [
+            (
+                "Error",
+                [
+                    ("ErrorCode", "ReceiptHandleError"),
+                    ("ErrorMessage", "The receipt handle you provide is not valid."),
+                    ("ReceiptHandle", handle),
+                ],
+            )
+            for handle in failed
+        ]
+        return Response(400, _headers(request_id), _xml.document("Errors", errors, XMLNS))
 
     def _topic_attributes(self, request: Request, topic: str) -> Response:
         with self._lock:
@@ -511,13 +625,23 @@ def _properties(root: ET.Element, container: str, item: str) -> tuple[dict[str, 
     return values, types
 
 
-def _parse_message(body: bytes, limit: int) -> dict[str, Any]:
-    """The fields common to PublishMessage and SendMessage, validated like MNS does."""
+def _parse_root(body: bytes, tag: str) -> ET.Element:
+    """The request document, which must be well-formed XML with a `tag` root element."""
     root = _xml.parse(body)
     if root is None:
         raise _MnsError(400, "MalformedXML", "The XML you provided was not well-formed.")
-    if _xml.local(root.tag) != "Message":
+    if _xml.local(root.tag) != tag:
         raise _MnsError(400, "InvalidArgument", "The XML you provided did not validate against our published schema.")
+    return root
+
+
+def _parse_message(body: bytes, limit: int) -> dict[str, Any]:
+    """The fields common to PublishMessage and SendMessage, validated like MNS does."""
+    return _message_fields(_parse_root(body, "Message"), limit)
+
+
+def _message_fields(root: ET.Element, limit: int) -> dict[str, Any]:
+    """One `<Message>` element's fields (also each message of a BatchSendMessage)."""
     text = _xml.text(root, "MessageBody")
     if not text:
         raise _MnsError(
