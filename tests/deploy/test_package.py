@@ -159,29 +159,6 @@ def _canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _with_dependencies(names: set[str]) -> set[str]:
-    """The distributions `pip install -r requirements.txt` brings: the named ones and what they require."""
-    import re
-    from importlib.metadata import PackageNotFoundError, requires
-
-    seen: set[str] = set()
-    todo = list(names)
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        try:
-            needs = requires(name) or []
-        except PackageNotFoundError:
-            continue
-        for spec in needs:
-            if "extra ==" in spec:
-                continue
-            todo.append(_canonical(re.split(r"[ ;<>=!~\[(]", spec, maxsplit=1)[0]))
-    return seen
-
-
 def _providers() -> dict[str, set[str]]:
     """Top-level module -> the installed distributions providing it (`packages_distributions` before Python 3.11
     reads only top_level.txt, which wheels built by hatchling and others do not have; the file list always works)."""
@@ -199,15 +176,12 @@ def _providers() -> dict[str, set[str]]:
     return providers
 
 
-def test_deployed_code_imports_only_what_requirements_txt_installs(packaged):
-    """requirements-dev.txt (tests, bench: e.g. the IMM product SDK) is never installed into the function."""
+def _deployed_imports(packaged: list[str]) -> dict[str, str]:
+    """Top-level modules imported by the deployed code, outside the standard library: {module: first file}."""
     import ast
     import sys
 
-    installed = _with_dependencies(_requirement_names(ROOT / "requirements.txt"))
-    providers = _providers()
-    missing: dict[str, str] = {}
-    used: set[str] = set()
+    found: dict[str, str] = {}
     for path in packaged:
         if not path.endswith(".py") or path.startswith("python/"):
             continue
@@ -219,12 +193,24 @@ def test_deployed_code_imports_only_what_requirements_txt_installs(packaged):
             else:
                 continue
             for top in tops:
-                if top in sys.stdlib_module_names or top == "imm_batch_updater":
-                    continue
-                distributions = providers.get(top, set())
-                used |= distributions
-                if not distributions & installed:
-                    missing[top] = path
-    assert not missing, f"imported by deployed code but not installed by requirements.txt: {missing}"
-    unused = _requirement_names(ROOT / "requirements.txt") - used
-    assert not unused, f"requirements.txt installs what no deployed module imports (requirements-dev.txt?): {unused}"
+                if top not in sys.stdlib_module_names and top != "imm_batch_updater":
+                    found.setdefault(top, path)
+    return found
+
+
+def test_requirements_in_names_exactly_what_the_deployed_code_imports(packaged):
+    """Every distribution the deployed code imports is a direct, pinned dependency in requirements.in, and every one
+    listed there is imported: a transitive dependency the code uses directly must be declared (its pin could
+    otherwise move under it), and requirements-dev.txt (tests, bench) is never installed into the function."""
+    direct = _requirement_names(ROOT / "requirements.in")
+    providers = _providers()
+    undeclared: dict[str, str] = {}
+    used: set[str] = set()
+    for top, path in sorted(_deployed_imports(packaged).items()):
+        declared = providers.get(top, set()) & direct
+        if declared:
+            used |= declared
+        else:
+            undeclared[top] = f"{path} (provided by {sorted(providers.get(top, set())) or 'nothing installed'})"
+    assert not undeclared, f"imported by deployed code but not a direct dependency in requirements.in: {undeclared}"
+    assert not direct - used, f"requirements.in lists what no deployed module imports: {sorted(direct - used)}"
