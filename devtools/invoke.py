@@ -1,15 +1,16 @@
 """Run one trigger event through `handler.handler`, locally: the counterpart of `s local invoke`, without Docker.
 
-    python -m devtools.invoke examples/mns-queue-eventbridge.json
-    python -m devtools.invoke examples/oss-put.json --upload-object examples/oss-update-object.json
-    python -m devtools.invoke examples/timer.json --context-timeout 10
-    python -m devtools.invoke examples/direct.json --fault UpdateBatch:unavailable:*    # see the retry path
+    python3 dev.py invoke examples/mns-queue-eventbridge.json
+    python3 dev.py invoke examples/oss-put.json --upload-object examples/oss-update-object.json
+    python3 dev.py invoke examples/timer.json --context-timeout 10
+    python3 dev.py invoke examples/direct.json --fault 'UpdateBatch:unavailable:*'    # see the retry path
 
-Target: unless `IMM_ENDPOINT` and credentials (`ALIBABA_CLOUD_ACCESS_KEY_ID` / `_SECRET` [/ `_SECURITY_TOKEN`])
-are set in the environment, the emulator (IMM + OSS + MNS, demo data) is started in-process and the function's
-environment points at it (IMM_ENDPOINT, IMM_PROTOCOL=http, IMM_REGION, OSS_ENDPOINT). As on FC's python3.10
-runtime, the keys reach the function in the context object (`context.credentials`, an STS-style key triple the
-emulator accepts), never through the environment.
+Target (devtools/target.py): with neither `IMM_REGION` nor `IMM_ENDPOINT` set, the emulator (IMM + OSS + MNS, demo
+data) is started in-process and the function's environment points at it (IMM_ENDPOINT, IMM_PROTOCOL=http,
+IMM_REGION, OSS_ENDPOINT); as on FC's python3.10 runtime, the keys reach the function in the context object
+(`context.credentials`, an STS-style key triple the emulator accepts). With either set, the function calls that IMM
+with the keys in `ALIBABA_CLOUD_ACCESS_KEY_ID` / `_SECRET` [/ `_SECURITY_TOKEN`]; without them, or when the endpoint
+does not accept a connection, the command stops with a message (exit code 2 or 1) and never uses the emulator.
 
 `--upload-object FILE` first puts FILE where each ObjectCreated record of an OSS event points (and sets the
 record's size and eTag to match), as uploading it to the bucket would. `--fault ACTION:KIND[:COUNT][:k=v,...]`
@@ -33,14 +34,12 @@ from types import SimpleNamespace
 from typing import Any
 from urllib.parse import unquote_plus
 
+from devtools.target import TargetError, choose, unreachable
+
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_PROJECT = "demo-project"
 RESULT_MARKER = "result:"
 STATE_MARKER = f"emulator batches ({DEMO_PROJECT}) after the run:"
-
-
-def uses_real_services(env: dict[str, str] | os._Environ[str] = os.environ) -> bool:
-    return bool(env.get("IMM_ENDPOINT") and env.get("ALIBABA_CLOUD_ACCESS_KEY_ID"))
 
 
 def start_emulator(faults: list[str]) -> tuple[Any, SimpleNamespace]:
@@ -97,7 +96,7 @@ def batch_states(emu: Any) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m devtools.invoke", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python3 dev.py invoke", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("event", help="a JSON event file (see examples/)")
     parser.add_argument("--upload-object", metavar="FILE", help="for OSS events: upload FILE to the named key first")
@@ -110,10 +109,26 @@ def main(argv: list[str] | None = None) -> int:
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     raw = Path(args.event).read_bytes()
-    real = uses_real_services()
-    if real and (args.upload_object or args.fault):
-        parser.error("--upload-object and --fault need the emulator: unset IMM_ENDPOINT")
-    emu, keys = (None, None) if real else start_emulator(args.fault)
+    try:
+        target = choose()
+    except TargetError as exc:
+        print(f"dev.py invoke: {exc}", file=sys.stderr)
+        return 2
+    if target.real:
+        if args.upload_object or args.fault:
+            parser.error("--upload-object and --fault need the emulator: unset IMM_ENDPOINT and IMM_REGION")
+        problem = unreachable(target)
+        if problem:
+            print(f"dev.py invoke: {problem}", file=sys.stderr)
+            return 1
+        print(f"IMM: {target.address} ({target.chosen_by}), keys from ALIBABA_CLOUD_ACCESS_KEY_ID", file=sys.stderr)
+    elif os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_ID"):
+        print(
+            "note: ALIBABA_CLOUD_ACCESS_KEY_ID is set but neither IMM_REGION nor IMM_ENDPOINT: using the bundled "
+            "emulator (set IMM_REGION for real IMM)",
+            file=sys.stderr,
+        )
+    emu, keys = (None, None) if target.real else start_emulator(args.fault)
     try:
         if emu is not None and args.upload_object:
             event = json.loads(raw)

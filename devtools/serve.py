@@ -1,17 +1,20 @@
 """Run the function locally behind a real HTTP port, the way FC's HTTP trigger runs it.
 
-    python -m devtools.serve [--port 9000] [--emulator-port 9100] [--timeout 30]
+    python3 dev.py serve [--port 9000] [--emulator-port 9100] [--host 127.0.0.1] [--timeout 30]
 
 Each HTTP request becomes an FC 3.0 HTTP trigger event (`{"version": "v1", "rawPath", "body", "isBase64Encoded",
 "headers", "queryParameters", "requestContext": {...}}`) for `handler.handler`, and the response struct it returns
 becomes the HTTP response, so `curl` works exactly as against the deployed trigger.
 
-Target:
-- by default the bundled emulator (IMM + OSS + MNS, demo data, key local-ak/local-secret) is started in-process;
-- with `IMM_ENDPOINT` and credentials (`ALIBABA_CLOUD_ACCESS_KEY_ID` / `_SECRET` [/ `_SECURITY_TOKEN`]) set in
-  the environment, the function talks to that IMM instead and no emulator is started.
+Target (devtools/target.py):
+- by default the bundled emulator (IMM + OSS + MNS, demo data, key local-ak/local-secret) is started in-process
+  on --emulator-port;
+- with `IMM_REGION` or `IMM_ENDPOINT` set, the function talks to that IMM with the keys in
+  `ALIBABA_CLOUD_ACCESS_KEY_ID` / `_SECRET` [/ `_SECURITY_TOKEN`] and no emulator is started. Without keys, or when
+  the endpoint does not accept a connection, the server does not start (it never falls back to the emulator).
 
-Without `WEBHOOK_SECRET` a random secret is made for the session and printed with a signed example request.
+Without `WEBHOOK_SECRET` a random secret is made for the session and printed with a signed example request and the
+commands that sign more. A port already in use is reported in one line naming it and the option that picks another.
 Development tool: never deployed with the function.
 """
 
@@ -19,10 +22,12 @@ from __future__ import annotations
 
 import argparse
 import base64
+import errno
 import json
 import os
 import secrets
 import signal
+import socket
 import sys
 import threading
 import time
@@ -32,6 +37,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
+
+from devtools.target import Target, TargetError, choose, unreachable
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = {"ProjectName": "demo-project", "Id": "batch-demo-ready", "Tags": {"owner": "media-team"}}
@@ -120,13 +127,11 @@ def make_http_handler(invoke: Any, timeout_s: float) -> type[BaseHTTPRequestHand
     return FcHttpTrigger
 
 
-def configure_target(emulator_port: int) -> Any:
-    """Point the function at real IMM (when configured) or at a freshly started emulator. Returns the emulator."""
-    if os.environ.get("IMM_ENDPOINT") and os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_ID"):
-        return None
+def start_emulator(port: int) -> Any:
+    """Start the emulator with the demo data and point the function's environment at it."""
     from emulator import Emulator
 
-    emu = Emulator(seed="demo", port=emulator_port).start()
+    emu = Emulator(seed="demo", port=port).start()
     os.environ.update(
         {
             "IMM_ENDPOINT": emu.endpoint,
@@ -141,33 +146,113 @@ def configure_target(emulator_port: int) -> Any:
     return emu
 
 
+def port_problem(exc: OSError, what: str, host: str, port: int, option: str) -> str:
+    """One line for a port the server cannot listen on (`what`: "the function", "the emulator")."""
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"dev.py serve: port {port} on {host} ({what}) is already in use, by another `python3 dev.py serve`? "
+            f"Choose another with {option}, e.g. `python3 dev.py serve {option} {free_port_after(host, port)}`."
+        )
+    reason = exc.strerror or str(exc)
+    return f"dev.py serve: cannot listen on {host}:{port} ({what}): {reason}. Choose another with {option}."
+
+
+def free_port_after(host: str, port: int) -> int:
+    """The first port above `port` that can be listened on now (a suggestion; 0 lets the system pick one)."""
+    for candidate in range(port + 1, min(port + 50, 65536)):
+        try:
+            with socket.create_server((host, candidate)):
+                return candidate
+        except OSError:
+            continue
+    return 0
+
+
+def banner(url: str, emu: Any, target: Target, generated_secret: bool) -> str:
+    imm = (
+        f"emulator at {emu.url} (demo-project; key {emu.access_key_id})"
+        if emu
+        else f"{target.address} ({target.chosen_by})"
+    )
+    lines = [f"imm-batch-updater listening on {url}  ->  IMM: {imm}"]
+    if os.environ.get("HTTP_AUTH", "webhook") == "webhook":
+        from devtools.sign import DEFAULT_URL, curl_command
+
+        secret = os.environ["WEBHOOK_SECRET"].split()[0]
+        url_option = "" if url == DEFAULT_URL else f" --url {url}"
+        if generated_secret:  # a throwaway secret made for this session; a secret you set is never printed
+            lines += [f"WEBHOOK_SECRET={secret}  (generated for this session)"]
+        lines += [
+            "",
+            "A signed request (valid 5 minutes):",
+            "",
+            curl_command(url, secret, json.dumps(EXAMPLE).encode()),
+            "",
+            "More signed requests, from another shell in this folder:",
+        ]
+        if generated_secret:
+            lines += [f"  export WEBHOOK_SECRET='{secret}'"]
+        lines += [
+            f"  python3 dev.py sign --send{url_option} examples/direct.json   # sends it and prints the answer",
+            f"  python3 dev.py sign{url_option} examples/direct.json          # prints the curl command instead",
+        ]
+    lines += ["", f"Also: curl {url}healthz   curl {url}schema", "Ctrl-C stops.", ""]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "9000")))
-    parser.add_argument("--emulator-port", type=int, default=9100)
+    parser = argparse.ArgumentParser(
+        prog="python3 dev.py serve", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument(
+        "--port", type=int, default=int(os.environ.get("PORT", "9000")), help="the function's port (default 9000)"
+    )
+    parser.add_argument("--emulator-port", type=int, default=9100, help="the emulator's port (default 9100)")
     parser.add_argument("--timeout", type=float, default=30.0, help="the function timeout in seconds")
     args = parser.parse_args(argv)
 
-    sys.path.insert(0, str(ROOT))
-    emu = configure_target(args.emulator_port)
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    try:
+        target = choose()
+    except TargetError as exc:
+        print(f"dev.py serve: {exc}", file=sys.stderr)
+        return 2
+    if target.real:
+        problem = unreachable(target)
+        if problem:
+            print(f"dev.py serve: {problem}", file=sys.stderr)
+            return 1
+
+    function: dict[str, Any] = {}
+
+    def invoke(event: bytes, context: Any) -> Any:
+        return function["handler"](event, context)
+
+    try:
+        server = ThreadingHTTPServer((args.host, args.port), make_http_handler(invoke, args.timeout))
+    except OSError as exc:
+        print(port_problem(exc, "the function", args.host, args.port, "--port"), file=sys.stderr)
+        return 1
+    emu = None
+    if not target.real:
+        try:
+            emu = start_emulator(args.emulator_port)
+        except OSError as exc:
+            server.server_close()
+            print(
+                port_problem(exc, "the emulator", "127.0.0.1", args.emulator_port, "--emulator-port"), file=sys.stderr
+            )
+            return 1
     generated_secret = os.environ.get("HTTP_AUTH", "webhook") == "webhook" and not os.environ.get("WEBHOOK_SECRET")
     if generated_secret:
         os.environ["WEBHOOK_SECRET"] = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
     import handler
 
-    server = ThreadingHTTPServer((args.host, args.port), make_http_handler(handler.handler, args.timeout))
+    function["handler"] = handler.handler
     url = f"http://{args.host}:{server.server_address[1]}/"
-    from devtools.sign import curl_command
-
-    target = f"emulator at {emu.url} (demo-project; key {emu.access_key_id})" if emu else os.environ["IMM_ENDPOINT"]
-    print(f"imm-batch-updater listening on {url}  ->  IMM: {target}", flush=True)
-    if os.environ.get("HTTP_AUTH", "webhook") == "webhook":
-        if generated_secret:  # a throwaway secret made for this session; a secret you set is never printed
-            print(f"WEBHOOK_SECRET={os.environ['WEBHOOK_SECRET']}  (generated for this session)", flush=True)
-        print("\nA signed request (valid 5 minutes; `python -m devtools.sign FILE` makes more):\n", flush=True)
-        print(curl_command(url, os.environ["WEBHOOK_SECRET"].split()[0], json.dumps(EXAMPLE).encode()), flush=True)
-    print(f"\nAlso: curl {url}healthz   curl {url}schema\nCtrl-C stops.\n", flush=True)
+    print(banner(url, emu, target, generated_secret), flush=True)
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

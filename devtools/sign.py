@@ -1,7 +1,10 @@
-"""Print a ready-to-paste curl command that POSTs a Standard Webhooks-signed update to the function.
+"""Sign an update document with Standard Webhooks and print a ready-to-paste curl command that POSTs it to the
+function, or (--send) send it and print the answer.
 
-    python -m devtools.sign examples/update.json                      # secret from WEBHOOK_SECRET
-    python -m devtools.sign --url http://127.0.0.1:9000/ --secret whsec_... - < doc.json
+    export WEBHOOK_SECRET='whsec_...'                        # `python3 dev.py serve` prints the session's secret
+    python3 dev.py sign examples/direct.json                 # prints the signed curl command
+    python3 dev.py sign --send examples/direct.json          # sends it, prints the HTTP status and the answer
+    python3 dev.py sign --url http://127.0.0.1:9001/ --secret whsec_... - < doc.json
 
 The signature carries a timestamp and is valid for 5 minutes; run the command again for a fresh one.
 Development tool: never deployed with the function.
@@ -13,32 +16,77 @@ import argparse
 import os
 import shlex
 import sys
+import urllib.error
+import urllib.request
 import uuid
+from pathlib import Path
 
-from imm_batch_updater.webhooks import sign
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from imm_batch_updater.webhooks import sign  # noqa: E402
+
+DEFAULT_URL = "http://127.0.0.1:9000/"
+
+
+def signed_headers(secret: str, body: bytes) -> dict[str, str]:
+    return {"Content-Type": "application/json", **sign(secret, f"msg_{uuid.uuid4().hex}", body)}
 
 
 def curl_command(url: str, secret: str, body: bytes) -> str:
-    headers = sign(secret, f"msg_{uuid.uuid4().hex}", body)
-    parts = ["curl", "-sS", "-X", "POST", url, "-H", "Content-Type: application/json"]
-    for name, value in headers.items():
+    parts = ["curl", "-sS", "-X", "POST", url]
+    for name, value in signed_headers(secret, body).items():
         parts += ["-H", f"{name}: {value}"]
     parts += ["--data-binary", body.decode("utf-8")]
     return " ".join(shlex.quote(p) for p in parts)
 
 
+def send(url: str, secret: str, body: bytes, timeout_s: float = 60.0) -> tuple[int, str]:
+    """POST the signed body; (HTTP status, answer)."""
+    request = urllib.request.Request(url, data=body, method="POST", headers=signed_headers(secret, body))
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            return response.status, response.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode("utf-8", "replace")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("file", help="the update document (or array) to send; - for stdin")
-    parser.add_argument("--url", default=os.environ.get("FUNCTION_URL", "http://127.0.0.1:9000/"))
-    parser.add_argument("--secret", default=os.environ.get("WEBHOOK_SECRET", "").split(" ")[0])
+    parser = argparse.ArgumentParser(
+        prog="python3 dev.py sign", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("file", help="the update document (or array) to send, e.g. examples/direct.json; - for stdin")
+    parser.add_argument("--url", default=os.environ.get("FUNCTION_URL", DEFAULT_URL), help=f"default {DEFAULT_URL}")
+    parser.add_argument("--secret", default=None, help="a whsec_... secret (default: the first in WEBHOOK_SECRET)")
+    parser.add_argument("--send", action="store_true", help="send the request and print the answer")
     args = parser.parse_args(argv)
-    if not args.secret:
-        print("no secret: pass --secret or set WEBHOOK_SECRET", file=sys.stderr)
+    secret = args.secret or (os.environ.get("WEBHOOK_SECRET", "").split() or [""])[0]
+    if not secret:
+        print(
+            "dev.py sign: no secret. Export the WEBHOOK_SECRET that `python3 dev.py serve` printed (or the one you "
+            "set for it), or pass --secret whsec_...",
+            file=sys.stderr,
+        )
         return 2
-    body = sys.stdin.buffer.read() if args.file == "-" else open(args.file, "rb").read()  # noqa: SIM115
-    print(curl_command(args.url, args.secret, body.strip()))
-    return 0
+    try:
+        body = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+    except OSError as exc:
+        print(f"dev.py sign: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    body = body.strip()
+    if not args.send:
+        print(curl_command(args.url, secret, body))
+        return 0
+    try:
+        status, answer = send(args.url, secret, body)
+    except OSError as exc:
+        reason = getattr(exc, "reason", None) or exc
+        print(f"dev.py sign: no answer from {args.url}: {reason} (is `python3 dev.py serve` running?)", file=sys.stderr)
+        return 1
+    print(f"HTTP {status}")
+    print(answer)
+    return 0 if status < 400 else 1
 
 
 if __name__ == "__main__":

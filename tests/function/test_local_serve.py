@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import socket
+import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.request
 from http.server import ThreadingHTTPServer
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
 
 import handler
 from devtools.serve import make_http_handler, to_fc_event
 from devtools.sign import curl_command
 from imm_batch_updater.sources.http import HttpSource
-from tests.conftest import PROJECT, READY, signed_headers
+from tests.conftest import PROJECT, READY, new_secret, signed_headers
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_request_becomes_an_fc_http_event():
@@ -50,3 +61,123 @@ def test_curl_through_a_real_port(fn_env, emu, sts, app, webhook_secret):
 def test_printed_curl_command_is_signed_for_its_body(webhook_secret):
     command = curl_command("http://127.0.0.1:9000/", webhook_secret, b'{"a":1}')
     assert "webhook-signature: v1," in command and "--data-binary" in command and webhook_secret not in command
+
+
+# -- the newcomer's path: what `python3 dev.py serve / invoke / sign` print and refuse ------------------------------
+def _clean_env(**extra: str) -> dict[str, str]:
+    """The environment of a new shell: none of the variables that select IMM, keys or the webhook secret."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IMM_", "ALIBABA_CLOUD_", "OSS_", "RESULT_"))}
+    env.pop("WEBHOOK_SECRET", None)
+    env.pop("HTTP_AUTH", None)
+    return {**env, **extra}
+
+
+def _tool(module: str, *args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on (bound once, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+KEYS = {"ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAI-not-a-real-key", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "not-a-real-secret"}
+
+
+@pytest.mark.parametrize("option", ["--port", "--emulator-port"])
+def test_a_taken_port_is_one_line_naming_it_and_the_option(option):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        other = "--emulator-port" if option == "--port" else "--port"
+        proc = _tool("devtools.serve", option, str(port), other, str(_closed_port()), env=_clean_env())
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    assert f"port {port} on 127.0.0.1" in line and "already in use" in line and f"{option} " in line
+    assert "listening" not in proc.stdout
+
+
+def test_an_endpoint_without_keys_stops_instead_of_using_the_emulator():
+    proc = _tool("devtools.invoke", "examples/direct.json", env=_clean_env(IMM_ENDPOINT="127.0.0.1:1"))
+    assert proc.returncode == 2
+    assert "IMM_ENDPOINT=127.0.0.1:1" in proc.stderr and "ALIBABA_CLOUD_ACCESS_KEY_ID" in proc.stderr
+    assert "result:" not in proc.stdout and "emulator batches" not in proc.stdout  # nothing ran
+
+
+def test_an_unreachable_endpoint_is_a_clear_failure():
+    port = _closed_port()
+    env = _clean_env(IMM_ENDPOINT=f"127.0.0.1:{port}", **KEYS)
+    for module, args in (("devtools.invoke", ["examples/direct.json"]), ("devtools.serve", ["--port", "0"])):
+        proc = _tool(module, *args, env=env)
+        assert proc.returncode == 1, (module, proc.returncode)
+        assert f"cannot reach IMM at https://127.0.0.1:{port}" in proc.stderr, module
+        assert "Traceback" not in proc.stderr and "result:" not in proc.stdout and "listening" not in proc.stdout
+
+
+def test_a_region_with_keys_means_real_imm_and_without_keys_says_what_to_set():
+    from devtools.target import TargetError, choose
+
+    assert not choose({}).real
+    assert not choose(KEYS).real  # keys alone: the emulator (dev.py invoke notes it)
+    real = choose({"IMM_REGION": "cn-hangzhou", **KEYS})
+    assert real.real and (real.host, real.port, real.protocol) == ("imm.cn-hangzhou.aliyuncs.com", 443, "https")
+    vpc = choose({"IMM_REGION": "cn-shanghai", "IMM_NETWORK": "vpc", **KEYS})
+    assert vpc.address == "https://imm-vpc.cn-shanghai.aliyuncs.com:443"
+    local = choose({"IMM_ENDPOINT": "127.0.0.1:9100", "IMM_PROTOCOL": "http", **KEYS})
+    assert local.address == "http://127.0.0.1:9100"
+    with pytest.raises(TargetError, match="ALIBABA_CLOUD_ACCESS_KEY_SECRET"):
+        choose({"IMM_REGION": "cn-hangzhou", "ALIBABA_CLOUD_ACCESS_KEY_ID": "x"})
+
+
+def test_readme_and_code_agree_on_what_selects_real_imm():
+    readme = (ROOT / "README.md").read_text()
+    local = readme.split("## Try it locally", 1)[1].split("\n## ", 1)[0]
+    assert "IMM_REGION" in local and "IMM_ENDPOINT" in local and "ALIBABA_CLOUD_ACCESS_KEY_ID" in local
+    assert "--port" in local and "--emulator-port" in local
+
+
+def test_help_and_docs_name_only_example_files_that_exist():
+    texts = [_tool("devtools.sign", "--help", env=_clean_env()).stdout]
+    texts += [_tool("devtools.invoke", "--help", env=_clean_env()).stdout]
+    texts += [(ROOT / "README.md").read_text(), (ROOT / "examples" / "README.md").read_text()]
+    named = {m for text in texts for m in re.findall(r"examples/[a-z0-9][\w.-]*\.json", text)}
+    assert "examples/direct.json" in named
+    assert not [n for n in named if not (ROOT / n).is_file()]
+
+
+def test_the_banner_says_how_to_sign_more_from_a_plain_shell(webhook_secret, monkeypatch):
+    from devtools.serve import banner
+    from devtools.target import Target
+
+    monkeypatch.setenv("WEBHOOK_SECRET", webhook_secret)
+    monkeypatch.delenv("HTTP_AUTH", raising=False)
+    emu = SimpleNamespace(url="http://127.0.0.1:9100", access_key_id="local-ak")
+    text = banner("http://127.0.0.1:9001/", emu, Target(real=False), generated_secret=True)
+    assert f"export WEBHOOK_SECRET='{webhook_secret}'" in text  # a secret generated for the session, never yours
+    assert "python3 dev.py sign --send --url http://127.0.0.1:9001/ examples/direct.json" in text
+    assert "python -m devtools.sign" not in text
+    yours = banner("http://127.0.0.1:9000/", emu, Target(real=False), generated_secret=False)
+    assert webhook_secret not in yours and "python3 dev.py sign --send examples/direct.json" in yours
+
+
+def test_sign_send_posts_a_signed_request(fn_env, emu, sts, app, webhook_secret):
+    from devtools.sign import send
+
+    fn_env.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", sts.access_key_id)
+    fn_env.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", sts.access_key_secret)
+    fn_env.setenv("ALIBABA_CLOUD_SECURITY_TOKEN", sts.security_token)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), make_http_handler(handler.handler, 10))
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        status, answer = send(url, webhook_secret, (ROOT / "examples" / "direct.json").read_bytes())
+        assert status == 200 and json.loads(answer)["results"][0]["status"] == "updated"
+        status, _ = send(url, new_secret(), b'{"ProjectName": "demo-project"}')
+        assert status == 401
+    finally:
+        server.shutdown()
+        server.server_close()
