@@ -186,12 +186,22 @@ def test_oss_trigger_filters_update_documents(triggers):
     assert all(e.startswith("oss:ObjectCreated:") for e in config["events"])
 
 
-def test_timer_payload_is_a_valid_update_document(triggers):
+def test_timer_payload_is_a_variable_holding_a_valid_update_document(triggers, raw_props, spec):
+    """The nightly document is the user's to write (vars.timerPayload), not a batch nobody created; as shipped it is a
+    dry run, which changes nothing until it is edited."""
+    [raw] = [t for t in raw_props["triggers"] if t["triggerType"] == "timer"]
+    assert raw["triggerConfig"]["payload"] == "${vars.timerPayload}"
+    assert raw["triggerConfig"]["cronExpression"] == "${vars.timerSchedule}"
     config = triggers["timer"]["triggerConfig"]
     document = json.loads(config["payload"])
     schema = json.loads((ROOT / "schema" / "update-request.schema.json").read_text())
     jsonschema.Draft202012Validator(schema).validate(document)
+    assert document.get("DryRun") is True
     assert len(config["payload"].encode()) <= 128 * 1024
+    docs = (ROOT / "docs" / "deploy.md").read_text()
+    assert "`timerPayload`" in docs and "`timerSchedule`" in docs
+    for text in (docs, (ROOT / "s.yaml").read_text(), (ROOT / "README.md").read_text()):
+        assert "batch-nightly" not in text
 
 
 def test_async_invoke_config_has_an_mns_queue_on_failure(props):
@@ -235,3 +245,53 @@ def test_the_function_accepts_this_configuration(props, monkeypatch):
         function_name=props["functionName"],
     )
     assert [s.name for s in configured(ctx)] == ["mns_topic"]
+
+
+def test_mns_queue_dead_letters_under_either_reading_of_async_invocation_type(props, triggers):
+    """FC's documents disagree on whether asyncInvocationType false is synchronous or asynchronous: both failure paths
+    are configured and lead to the same dead-letter queue, and docs/deploy.md says which retry and limit apply."""
+    config = triggers["eventbridge"]["triggerConfig"]
+    assert isinstance(config["asyncInvocationType"], bool)
+    run = config["runOptions"]  # synchronous: EventBridge retries, then its dead-letter queue
+    assert run["retryStrategy"]["PushRetryStrategy"] in ("BACKOFF_RETRY", "EXPONENTIAL_DECAY_RETRY")
+    assert run["errorsTolerance"] == "ALL"  # skip to the dead-letter queue instead of blocking the queue
+    eventbridge_dlq = run["deadLetterQueue"]["Arn"]
+    assert re.fullmatch(rf"acs:mns:{props['region']}:{ACCOUNT_ID}:/queues/[\w-]+", eventbridge_dlq)
+    async_config = props["asyncInvokeConfig"]  # asynchronous: FC retries, then onFailure
+    assert async_config["maxAsyncRetryAttempts"] >= 1 and async_config["maxAsyncEventAgeInSeconds"] >= 60
+    on_failure = async_config["destinationConfig"]["onFailure"]["destination"]
+    assert queue_of(on_failure) == queue_of(eventbridge_dlq)
+    docs = (ROOT / "docs" / "deploy.md").read_text()
+    section = docs.split("either invocation mode", 1)[1].split("\n## ", 1)[0]
+    for fact in (
+        "asyncInvocationType",
+        "BACKOFF_RETRY",
+        "maxAsyncRetryAttempts",
+        "32 MB",
+        "128 KB",
+        "deadLetterQueue",
+        "onFailure",
+        "synchronous",
+        "asynchronous",
+    ):
+        assert fact in section, fact
+
+
+def test_python310_everywhere_the_deployment_is_described(props):
+    """The runtime is python3.10 in s.yaml, the deploy guide and the README's deploy section, and the lock is
+    compiled for it."""
+    assert props["runtime"] == "python3.10"
+    readme = (ROOT / "README.md").read_text()
+    deploying = readme.split("## Deploying", 1)[1].split("\n## ", 1)[0]
+    for text in ((ROOT / "docs" / "deploy.md").read_text(), deploying, (ROOT / "s.yaml").read_text()):
+        assert set(re.findall(r"python3\.\d+", text)) <= {"python3.10"}
+    assert "python3.10" in deploying
+
+
+def test_the_readme_deploy_block_passes_the_webhook_secret(raw_props):
+    readme = (ROOT / "README.md").read_text()
+    deploying = readme.split("## Deploying", 1)[1].split("\n## ", 1)[0]
+    block = deploying.split("```bash", 1)[1].split("```", 1)[0]
+    assert "WEBHOOK_SECRET" in block and "s deploy" in block and "s build" in block
+    assert block.index("WEBHOOK_SECRET") < block.index("s deploy")
+    assert raw_props["environmentVariables"]["WEBHOOK_SECRET"] == "${env('WEBHOOK_SECRET')}"
