@@ -4,10 +4,12 @@ Thin wiring only; the code lives in the `imm_batch_updater` package. The App is 
 compiled schema, the IMM client and its connection are reused by warm invocations.
 """
 
+from typing import Any
+
 from imm_batch_updater.app import App
 
 app = App()
 
 
-def handler(event, context):
+def handler(event: Any, context: Any) -> Any:
     return app.handle(event, context)

@@ -107,6 +107,9 @@ def point_function_at(endpoint: str, precheck: bool, concurrency: int | None = N
         os.environ.pop("UPDATE_CONCURRENCY", None)
     else:
         os.environ["UPDATE_CONCURRENCY"] = str(concurrency)
+    from imm_batch_updater.config import Settings
+
+    Settings.reload()  # FC fixes an instance's environment; the bench changes it between figures
 
 
 def bare_client(endpoint: str, key: Key) -> Any:

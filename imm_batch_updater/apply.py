@@ -1,34 +1,72 @@
-"""Apply one valid update request to IMM and say what happened.
+"""Apply one valid single-batch update request to IMM and say what happened.
 
-    GetBatch (precheck, or always for DryRun) -> not_found / conflict / dry_run
-    UpdateBatch with only the fields given      -> updated
-    ResumeBatch when asked and the batch Failed -> resumed: true
+    read the batch (GetBatch precheck, or a selector's listing)  -> not_found / conflict / dry_run
+    UpdateBatch with only the fields given                        -> updated (with `diff` when the batch was read)
+    ResumeBatch when asked and the batch Failed                   -> resumed: true
 
 IMM rules (UpdateBatch docs): a batch can be updated only while Ready or Failed, the update keeps the state, and
-an incomplete batch does not resume by itself.
+an incomplete batch does not resume by itself (ResumeBatch is allowed from Suspended or Failed).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from imm_batch_updater import imm
-from imm_batch_updater import outcome as oc
 from imm_batch_updater.documents import UpdateRequest
-from imm_batch_updater.outcome import ErrorInfo, Outcome
+from imm_batch_updater.imm import ImmClient, ImmError, Kind
+from imm_batch_updater.outcome import ErrorInfo, Outcome, Status, replace
+from imm_batch_updater.retry import attempts_of
 
 UPDATABLE_STATES = frozenset({"Ready", "Failed"})
-RESUMABLE_STATES = frozenset({"Suspended", "Failed"})
 
 _STATUS_BY_KIND = {
-    imm.NOT_FOUND: oc.NOT_FOUND,
-    imm.STATE: oc.CONFLICT,
-    imm.THROTTLE: oc.THROTTLED,
-    imm.RETRY: oc.FAILED,
-    imm.PERMISSION: oc.REJECTED,
-    imm.AUTH: oc.REJECTED,
-    imm.CLIENT: oc.REJECTED,
+    Kind.NOT_FOUND: Status.NOT_FOUND,
+    Kind.STATE: Status.CONFLICT,
+    Kind.THROTTLE: Status.THROTTLED,
+    Kind.RETRY: Status.FAILED,
+    Kind.ANSWER: Status.FAILED,
+    Kind.TOKEN_EXPIRED: Status.FAILED,  # fetched again and still expired: the platform redelivers with new keys
+    Kind.PERMISSION: Status.REJECTED,
+    Kind.AUTH: Status.REJECTED,
+    Kind.CLIENT: Status.REJECTED,
+    Kind.LOCAL: Status.REJECTED,  # could not be built or encoded here: final (sending it again fails the same way)
 }
+
+
+def current_values(batch: dict[str, Any]) -> dict[str, Any]:
+    """The batch's Input, Actions and Tags as an update document would write them (IMM adds members an update
+    cannot set, such as FastFailPolicy, and may drop empty ones), so that a `from` value can be sent back as is."""
+    out: dict[str, Any] = {}
+    oss = (batch.get("Input") or {}).get("OSS") if isinstance(batch.get("Input"), dict) else None
+    if isinstance(oss, dict):
+        kept = {k: oss[k] for k in ("Bucket", "Prefix", "MatchExpressions") if oss.get(k) not in (None, "", [])}
+        out["Input"] = {"OSS": kept}
+    actions = batch.get("Actions")
+    if isinstance(actions, list):
+        out["Actions"] = [
+            {k: a[k] for k in ("Name", "Parameters") if a.get(k) not in (None, [])}
+            for a in actions
+            if isinstance(a, dict)
+        ]
+    tags = batch.get("Tags")
+    out["Tags"] = tags if isinstance(tags, dict) else None
+    return out
+
+
+def diff(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Requested fields whose value differs from the current one: {field: {"from": old, "to": new}}.
+
+    `current` is the batch as IMM returned it; its values are first reduced to what an update can set
+    (`current_values`), which is also what `from` reports, so a result can be turned back into the document that
+    reverts it. A field the batch does not have is `from: null`.
+    """
+    now = current_values(current)
+    out: dict[str, dict[str, Any]] = {}
+    for name, wanted in changes.items():
+        before = now.get(name)
+        if _normalise(before) != _normalise(wanted):
+            out[name] = {"from": before, "to": wanted}
+    return out
 
 
 def _normalise(value: Any) -> Any:
@@ -40,102 +78,91 @@ def _normalise(value: Any) -> Any:
     return value
 
 
-def diff(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Requested fields whose value differs from the current one: {field: {"from": old, "to": new}}.
-
-    Actions are compared on the members an update can set (Name, Parameters): UpdateBatch cannot change
-    FastFailPolicy, so its presence is not a difference.
-    """
-    out: dict[str, dict[str, Any]] = {}
-    for name, wanted in changes.items():
-        now = current.get(name)
-        now_cmp = now
-        if name == "Actions" and isinstance(now, list):
-            now_cmp = [{k: v for k, v in a.items() if k in ("Name", "Parameters")} for a in now if isinstance(a, dict)]
-        if _normalise(now_cmp) != _normalise(wanted):
-            out[name] = {"from": now, "to": wanted}
-    return out
-
-
-def _failure(request: UpdateRequest, error: imm.ImmError, attempts: int, **kw: Any) -> Outcome:
-    status = _STATUS_BY_KIND.get(error.kind, oc.FAILED)
-    result = _base(request, status, attempts, **kw)
-    result.error = ErrorInfo(error.code, error.message)
-    result.request_id = error.request_id
-    if error.kind == imm.PERMISSION or (status == oc.REJECTED and error.http_status == 403):
-        result.http_status_override = 403  # IMM refused with 403 (also auth codes IMM sometimes sends as 403)
-    return result
-
-
-def _base(request: UpdateRequest, status: str, attempts: int, **kw: Any) -> Outcome:
+def _outcome(request: UpdateRequest, status: Status, attempts: int, **fields: Any) -> Outcome:
     return Outcome(
-        status=status,
+        status,
         project=request.project,
         batch_id=request.batch_id,
         attempts=attempts,
         source=request.source,
         message_id=request.message_id,
         index=request.index,
-        **kw,
+        **fields,
     )
 
 
-def apply_update(request: UpdateRequest, gateway: imm.ImmGateway, precheck: bool = True) -> Outcome:
-    attempts = 0
+def failure(request: UpdateRequest, error: ImmError, attempts: int, prefix: str = "", **fields: Any) -> Outcome:
+    status = _STATUS_BY_KIND.get(error.kind, Status.FAILED)
+    # 403 for IMM's permission refusals, and for the auth codes IMM sometimes sends with 403 (DESIGN: rejected 403).
+    permission = status is Status.REJECTED and (error.kind is Kind.PERMISSION or error.http_status == 403)
+    info = ErrorInfo(error.code, prefix + error.message, permission=permission)
+    return _outcome(request, status, attempts, error=info, request_id=error.request_id, **fields)
+
+
+def apply_update(request: UpdateRequest, imm: ImmClient, precheck: bool = True) -> Outcome:
+    """The outcome of applying `request` (one batch). IMM errors become outcomes; other exceptions propagate."""
+    assert request.batch_id is not None, "selectors are expanded before they are applied"
+    attempts = request.listing_attempts
     state: str | None = None
     changes_diff: dict[str, dict[str, Any]] | None = None
-    if precheck or request.dry_run:
+
+    current = request.current
+    if current is None and (precheck or request.dry_run):
         try:
-            batch, n, _ = gateway.get_batch(request.project, request.batch_id)
-        except imm.ImmCallFailed as exc:
-            return _failure(request, exc.error, exc.attempts)
-        attempts += n
-        state = batch.get("State")
-        if not isinstance(state, str):
-            # A 200 answer without the batch (or its State) is not something to decide on: not final, so the
-            # platform asks again later.
-            result = _base(request, oc.FAILED, attempts)
-            result.error = ErrorInfo("InvalidResponse", "IMM's GetBatch answer holds no batch State")
-            return result
-        if request.dry_run:  # only a dry run reports the diff; a normal precheck needs just the state
-            changes_diff = diff(batch, request.changes)
+            answer = imm.get_batch(request.project, request.batch_id)
+        except ImmError as exc:
+            return failure(request, exc, attempts_of(exc))
+        attempts += answer.attempts
+        current = answer.batch or {}
+    if current is not None:
+        state = current.get("State")
+        changes_diff = diff(current, request.changes)
         if state not in UPDATABLE_STATES:
-            result = _base(request, oc.CONFLICT, attempts, state=state)
-            result.error = ErrorInfo(
+            hint = " (suspend or wait for it to finish first)" if state == "Running" else ""
+            error = ErrorInfo(
                 "BatchStateConflict",
-                f"the batch is {state}; UpdateBatch is allowed only while it is Ready or Failed"
-                + (" (suspend or wait for it to finish first)" if state == "Running" else ""),
+                f"the batch is {state}; UpdateBatch is allowed only while it is Ready or Failed{hint}",
             )
-            if request.dry_run:
-                result.diff = changes_diff
-            return result
+            return _outcome(
+                request,
+                Status.CONFLICT,
+                attempts,
+                state=state,
+                error=error,
+                diff=changes_diff if request.dry_run else None,
+            )
         if request.dry_run:
-            return _base(request, oc.DRY_RUN, attempts, state=state, diff=changes_diff)
+            return _outcome(request, Status.DRY_RUN, attempts, state=state, diff=changes_diff)
 
     try:
-        n, request_id = gateway.update_batch(request.project, request.batch_id, request.changes)
-    except imm.ImmCallFailed as exc:
-        return _failure(request, exc.error, attempts + exc.attempts, state=state)
-    attempts += n
+        answer = imm.update_batch(request.project, request.batch_id, request.changes)
+    except ImmError as exc:
+        return failure(request, exc, attempts + attempts_of(exc), state=state)
+    attempts += answer.attempts
+    request_id = answer.request_id
 
     resumed = False
-    # With the precheck we know the state: only a Failed batch can (and needs to) resume. Without it, ask IMM and
-    # take a refusal for the state as "nothing to resume".
+    # With a read we know the state: only a Failed batch can (and needs to) resume. Without it, ask IMM and take a
+    # refusal for the state as "nothing to resume".
     if request.resume and (state == "Failed" or state is None):
         try:
-            n, request_id = gateway.resume_batch(request.project, request.batch_id)
-            attempts += n
+            resume = imm.resume_batch(request.project, request.batch_id)
+            attempts += resume.attempts
+            request_id = resume.request_id
             resumed = True
-        except imm.ImmCallFailed as exc:
-            attempts += exc.attempts
-            if exc.error.kind == imm.STATE or (state is None and exc.error.kind == imm.CLIENT):
-                resumed = False
-            else:
+        except ImmError as exc:
+            attempts += attempts_of(exc)
+            if not (exc.kind is Kind.STATE or (state is None and exc.kind is Kind.CLIENT)):
                 # The update is done, the resume is not: report the resume's failure. A retriable one makes the
                 # platform redeliver; re-applying the update is harmless (UpdateBatch sets, it does not add).
-                result = _failure(request, exc.error, attempts, state=state)
-                result.error = ErrorInfo(exc.error.code, "updated, but ResumeBatch failed: " + exc.error.message)
-                return result
-    result = _base(request, oc.UPDATED, attempts, state=state, resumed=resumed)
-    result.request_id = request_id
-    return result
+                return failure(
+                    request, exc, attempts, "updated, but ResumeBatch failed: ", state=state, diff=changes_diff
+                )
+    return _outcome(
+        request, Status.UPDATED, attempts, state=state, resumed=resumed, request_id=request_id, diff=changes_diff
+    )
+
+
+def unapplied(request: UpdateRequest, status: Status, code: str, message: str) -> Outcome:
+    """An outcome for a request that was never sent (configuration missing, a bug on this side)."""
+    return replace(_outcome(request, status, 0), error=ErrorInfo(code, message))

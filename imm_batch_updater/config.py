@@ -1,29 +1,39 @@
-"""Settings from environment variables, read afresh on every invocation (cheap, and tests can change them).
+"""Settings: every environment variable the function reads, parsed in one place (`Settings.from_env`).
 
-The pinned variables (see DESIGN.md) keep their names; the others are ours and are documented in the README.
-A malformed value never crashes the function: it falls back to the default and is reported once in the log.
+The pinned variables (DESIGN "Runtime contract" and "Fleet updates") keep their names; the others are ours and are
+documented in the README. Each optional sink declares its own variables (`sinks.SINKS`); `Settings` holds what
+they parsed. A malformed value never crashes the function: it falls back to the default and is reported once in
+the log as a `configuration` warning.
+
+FC fixes an instance's environment when it starts (changing a function's variables starts new instances), so the
+settings are parsed once per instance and kept (`Settings.current`); `Settings.reload()` forgets them (tests). The
+role credentials, which FC may rotate in the environment, are not settings: `credentials` reads them afresh on
+every invocation.
+
+    >>> s = Settings.from_env({"IMM_MAX_ATTEMPTS": "6", "UPDATE_CONCURRENCY": "lots"})
+    >>> s.max_attempts, s.concurrency, s.warnings
+    (6, 8, ('UPDATE_CONCURRENCY is not an integer; using 8',))
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-DEFAULT_TIMEOUT_S = 60.0  # used when the context does not say (local runs)
+DEFAULT_TIMEOUT_S = 60.0  # the function timeout when the context does not say (local runs)
 
 
-# Every variable from_env reads (Settings.current re-parses when one of them changes).
-_ENV_KEYS = tuple(
-    name.encode()
-    for name in (
-        "IMM_ENDPOINT IMM_PROTOCOL IMM_REGION IMM_NETWORK IMM_PROJECT IMM_PRECHECK HTTP_AUTH WEBHOOK_SECRET "
-        "OSS_ENDPOINT IMM_MAX_ATTEMPTS IMM_BACKOFF_BASE_MS IMM_BACKOFF_MAX_MS IMM_CONNECT_TIMEOUT_MS "
-        "IMM_READ_TIMEOUT_MS MAX_BODY_BYTES MAX_DOCUMENTS UPDATE_CONCURRENCY "
-        "RESULT_MNS_TOPIC RESULT_WEBHOOK_URL RESULT_FC_FUNCTION"
-    ).split()
-)
-_cache: dict[str, tuple[tuple[bytes | None, ...], Settings]] = {}
+def text(env: Mapping[str, str], name: str) -> str | None:
+    """A variable's value with surrounding whitespace removed; None when unset or blank."""
+    return (env.get(name) or "").strip() or None
+
+
+def names(raw: str | None) -> tuple[str, ...]:
+    """A list setting: names separated by spaces or commas."""
+    return tuple(p for p in (raw or "").replace(",", " ").split() if p)
 
 
 def env_int(raw: str | None, name: str, default: int, low: int, high: int, warnings: list[str]) -> int:
@@ -41,9 +51,24 @@ def env_int(raw: str | None, name: str, default: int, low: int, high: int, warni
     return value
 
 
+def env_float(raw: str | None, name: str, default: float, low: float, high: float, warnings: list[str]) -> float:
+    """A number setting in [low, high], like `env_int`."""
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        warnings.append(f"{name} is not a number; using {default:g}")
+        return default
+    if not low <= value <= high:  # also refuses nan
+        warnings.append(f"{name} must be between {low:g} and {high:g}; using {default:g}")
+        return default
+    return value
+
+
 def env_bool(raw: str | None, name: str, default: bool, warnings: list[str]) -> bool:
-    """true/false (also 1/0, yes/no, on/off); empty means `default`, and anything else falls back to it with a
-    warning (a typo must not silently turn a safety check off)."""
+    """true/false (also 1/0, yes/no, on/off); empty means `default`, anything else falls back to it with a warning
+    (a typo must not silently turn a safety check off)."""
     if raw is None or raw.strip() == "":
         return default
     value = raw.strip().lower()
@@ -55,46 +80,83 @@ def env_bool(raw: str | None, name: str, default: bool, warnings: list[str]) -> 
     return default
 
 
+def env_choice(raw: str | None, name: str, choices: tuple[str, ...], default: str, warnings: list[str]) -> str:
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower().replace("-", "_")
+    if value not in choices:
+        warnings.append(f"{name} must be one of {', '.join(choices)}; using {default}")
+        return default
+    return value
+
+
+# Which outcomes the optional sinks receive. Every mode includes the dead letters (final failures): they never
+# raise, so the sinks and the log are their only trace.
+SINK_FILTERS = ("all", "failures", "dead_letters")
+
+
 @dataclass(frozen=True)
 class Settings:
+    # IMM
     imm_endpoint: str | None = None
     imm_protocol: str = "https"
     imm_region: str | None = None
-    imm_network: str | None = None
+    imm_network: str | None = None  # "vpc": the VPC endpoints of IMM, OSS, MNS and FC
     imm_project: str | None = None
     imm_precheck: bool = True
-    http_auth: str = "webhook"
-    webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
-    oss_endpoint: str | None = None
     max_attempts: int = 4
     backoff_base_ms: int = 200
     backoff_max_ms: int = 5000
     connect_timeout_ms: int = 3000
     read_timeout_ms: int = 10000
+    imm_max_qps: float = 0.0  # 0: no limit
+    # HTTP trigger
+    http_auth: str = "webhook"
+    webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
+    # input limits and concurrency
     max_body_bytes: int = 1024 * 1024
     max_documents: int = 100
+    oss_max_object_bytes: int | None = None  # None: max_body_bytes
     concurrency: int = 8
-    # Is any optional result sink asked for? (sinks.configured reads their settings; most functions have none.)
-    result_sinks: bool = False
+    oss_endpoint: str | None = None
+    # fleet updates
+    work_queue: str | None = None
+    work_queue_endpoint: str | None = None
+    fanout_batches: int = 100
+    # the platform (FC sets these)
+    fc_region: str | None = None
+    fc_account_id: str | None = None
+    fc_function_name: str | None = None
+    # optional sinks: what they share, and each configured sink's own settings (see `sinks.SINKS`)
+    sink_filter: str = "all"
+    sink_timeout_ms: int = 5000
+    sink_attempts: int = 2
+    trigger_mns_topics: tuple[str, ...] = ()
+    sinks: tuple[Any, ...] = ()
     warnings: tuple[str, ...] = ()
+
+    @property
+    def object_limit(self) -> int:
+        """The largest OSS object read as update documents."""
+        return self.oss_max_object_bytes or self.max_body_bytes
+
+    def region(self, context_region: str | None) -> str | None:
+        return self.imm_region or context_region or self.fc_region
 
     @classmethod
     def current(cls) -> Settings:
-        """Settings for this invocation: parsed again only when one of our variables changed.
-
-        Reading ~20 variables through `os.environ` costs more than the rest of a warm invocation's own work
-        (it encodes every key); the raw bytes mapping behind it answers the same question cheaply.
-        """
-        raw = getattr(os.environ, "_data", None)
-        if not isinstance(raw, dict):  # not CPython's os.environ: just parse
-            return cls.from_env()
-        key = tuple(map(raw.get, _ENV_KEYS))
-        cached = _cache.get("settings")
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        settings = cls.from_env()
-        _cache["settings"] = (key, settings)
+        """This instance's settings (parsed on first use; see the module docstring)."""
+        settings = _current
+        if settings is None:
+            with _lock:
+                settings = _current or _remember(cls.from_env())
         return settings
+
+    @staticmethod
+    def reload() -> None:
+        """Forget the parsed settings: the next `current()` reads the environment again."""
+        global _current
+        _current = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -104,50 +166,60 @@ class Settings:
         def integer(name: str, default: int, low: int, high: int) -> int:
             return env_int(env.get(name), name, default, low, high, warnings)
 
-        protocol = (env.get("IMM_PROTOCOL") or "https").strip().lower()
-        if protocol not in ("http", "https"):
-            warnings.append("IMM_PROTOCOL must be http or https; using https")
-            protocol = "https"
-        http_auth = (env.get("HTTP_AUTH") or "webhook").strip().lower()
-        if http_auth not in ("webhook", "none"):
-            # Fail closed: an unknown mode must never open the endpoint.
-            warnings.append("HTTP_AUTH must be webhook or none; using webhook")
-            http_auth = "webhook"
+        protocol = env_choice(env.get("IMM_PROTOCOL"), "IMM_PROTOCOL", ("https", "http"), "https", warnings)
+        # Fail closed: an unknown mode must never open the endpoint.
+        http_auth = env_choice(env.get("HTTP_AUTH"), "HTTP_AUTH", ("webhook", "none"), "webhook", warnings)
+        from imm_batch_updater.sinks import SINKS  # each sink parses its own variables
+
+        sinks = tuple(c for c in (s.configure(env, warnings) for s in SINKS) if c is not None)
         return cls(
-            imm_endpoint=(env.get("IMM_ENDPOINT") or "").strip() or None,
+            imm_endpoint=text(env, "IMM_ENDPOINT"),
             imm_protocol=protocol,
-            imm_region=(env.get("IMM_REGION") or "").strip() or None,
-            imm_network=(env.get("IMM_NETWORK") or "").strip().lower() or None,
-            imm_project=(env.get("IMM_PROJECT") or "").strip() or None,
+            imm_region=text(env, "IMM_REGION"),
+            imm_network=(text(env, "IMM_NETWORK") or "").lower() or None,
+            imm_project=text(env, "IMM_PROJECT"),
             imm_precheck=env_bool(env.get("IMM_PRECHECK"), "IMM_PRECHECK", True, warnings),
-            http_auth=http_auth,
-            webhook_secrets=tuple((env.get("WEBHOOK_SECRET") or "").split()),
-            oss_endpoint=(env.get("OSS_ENDPOINT") or "").strip() or None,
             max_attempts=integer("IMM_MAX_ATTEMPTS", 4, 1, 20),
             backoff_base_ms=integer("IMM_BACKOFF_BASE_MS", 200, 1, 60_000),
             backoff_max_ms=integer("IMM_BACKOFF_MAX_MS", 5000, 1, 600_000),
             connect_timeout_ms=integer("IMM_CONNECT_TIMEOUT_MS", 3000, 100, 60_000),
             read_timeout_ms=integer("IMM_READ_TIMEOUT_MS", 10000, 100, 600_000),
+            imm_max_qps=env_float(env.get("IMM_MAX_QPS"), "IMM_MAX_QPS", 0.0, 0.0, 100_000.0, warnings),
+            http_auth=http_auth,
+            webhook_secrets=tuple((env.get("WEBHOOK_SECRET") or "").split()),
             max_body_bytes=integer("MAX_BODY_BYTES", 1024 * 1024, 1024, 32 * 1024 * 1024),
             max_documents=integer("MAX_DOCUMENTS", 100, 1, 1000),
+            oss_max_object_bytes=integer("OSS_MAX_OBJECT_BYTES", 0, 1, 32 * 1024 * 1024) or None,
             concurrency=integer("UPDATE_CONCURRENCY", 8, 1, 64),
-            result_sinks=bool(
-                (env.get("RESULT_MNS_TOPIC") or "").strip()
-                or (env.get("RESULT_WEBHOOK_URL") or "").strip()
-                or (env.get("RESULT_FC_FUNCTION") or "").strip()
-            ),
+            oss_endpoint=text(env, "OSS_ENDPOINT"),
+            work_queue=text(env, "WORK_QUEUE"),
+            work_queue_endpoint=text(env, "WORK_QUEUE_ENDPOINT"),
+            fanout_batches=integer("FANOUT_BATCHES", 100, 1, 10_000),
+            fc_region=text(env, "FC_REGION"),
+            fc_account_id=text(env, "FC_ACCOUNT_ID"),
+            fc_function_name=text(env, "FC_FUNCTION_NAME"),
+            sink_filter=env_choice(env.get("RESULT_SINK_FILTER"), "RESULT_SINK_FILTER", SINK_FILTERS, "all", warnings),
+            sink_timeout_ms=integer("RESULT_SINK_TIMEOUT_MS", 5000, 100, 60_000),
+            sink_attempts=integer("RESULT_SINK_ATTEMPTS", 2, 1, 5),
+            trigger_mns_topics=tuple(topic_name(t) for t in names(env.get("TRIGGER_MNS_TOPICS"))),
+            sinks=sinks,
             warnings=tuple(warnings),
         )
 
-    def region(self, context_region: str | None) -> str | None:
-        return self.imm_region or context_region or os.environ.get("FC_REGION") or None
 
-    def endpoint(self, region: str | None) -> str | None:
-        """IMM host[:port]: IMM_ENDPOINT, else the public or VPC endpoint of the region."""
-        if self.imm_endpoint:
-            return self.imm_endpoint
-        if not region:
-            return None
-        if self.imm_network == "vpc":
-            return f"imm-vpc.{region}.aliyuncs.com"
-        return f"imm.{region}.aliyuncs.com"
+def topic_name(value: str) -> str:
+    """`my-topic` or an ARN `acs:mns:cn-hangzhou:123:/topics/my-topic[/messages]` -> `my-topic`."""
+    value = value.strip()
+    if "/topics/" in value:
+        value = value.split("/topics/", 1)[1]
+    return value.split("/", 1)[0]
+
+
+_current: Settings | None = None
+_lock = threading.Lock()
+
+
+def _remember(settings: Settings) -> Settings:
+    global _current
+    _current = settings
+    return settings

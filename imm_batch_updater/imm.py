@@ -1,9 +1,24 @@
-"""IMM calls (GetBatch, UpdateBatch, ResumeBatch) through the official SDK, with retries and error mapping.
+"""IMM calls (GetBatch, UpdateBatch, ResumeBatch, ListBatches) through the official IMM SDK
+(`alibabacloud-imm20200930`: its `Client` and request models), with retries, the deadline and error mapping.
 
-One SDK client is kept per (endpoint, credentials) and reused while the credentials stay the same, so warm
-invocations keep their HTTP connection; new STS keys get a new client. Every error becomes an `ImmError` with a
-`kind` the apply step maps onto outcome statuses. Error messages are built here from the error code and IMM's
-message: SDK exceptions carry the request (headers with the security token), so they are never logged as is.
+- Requests are built from the validated document's fields with the SDK's request models (constructor keywords and
+  nested models), never with `from_map` on a partial document: `UpdateBatchRequest.from_map` always sets `actions`
+  to a list, and an empty one is sent as `Actions=[]`, which clears the batch's actions (SDK 5.0.3,
+  `models/_update_batch_request.py`). Fields the document leaves out are not sent and keep their value.
+- Only IMM's answer counts: before the SDK maps an answer onto its response models, `_CheckedClient.call_api`
+  checks that it is a JSON object carrying `RequestId` (and, for GetBatch and ListBatches, batches in one of the
+  five states), made only of strict JSON. Anything else (`{}`, `null`, an array, NaN) is a retriable
+  `InvalidResponse`: a proxy or a misconfigured endpoint answered, not IMM.
+- One SDK client is kept per (endpoint, credentials) and reused while the credentials stay the same, so warm
+  invocations keep their connection; new STS keys get a new client.
+- Every error becomes an `ImmError` whose `kind` the apply step maps onto outcome statuses. Messages are built from
+  the error code and IMM's message only: SDK exceptions carry the signed request (the security token), so they are
+  never logged as they are.
+
+Error facts (notes in the README, "Reliability"): the SDK raises `ClientException` (4xx), `ServerException` (5xx),
+`ThrottlingException` (`x-acs-retry-after` present), all `darabonba.exceptions.ResponseException`; a network
+failure or an error body that is not JSON surfaces as `UnretryableException`, whose `last_request` is None when
+the request was never sent (it could not be built or encoded: our side, final).
 """
 
 from __future__ import annotations
@@ -15,23 +30,35 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 from functools import lru_cache
 from typing import Any
 
+from imm_batch_updater import retry
+from imm_batch_updater.context import Endpoint
 from imm_batch_updater.credentials import Credentials
-from imm_batch_updater.retry import Deadline, RetryBudget, RetryPolicy
+from imm_batch_updater.ratelimit import Pacer
+from imm_batch_updater.retry import CallError, Deadline, RetryBudget, RetryPolicy
 
-# kinds of ImmError
-RETRY = "retry"  # network, timeout, 5xx: try again
-THROTTLE = "throttle"  # Throttling*: try again later
-NOT_FOUND = "not_found"
-PERMISSION = "permission"  # 403, Forbidden*, NoPermission
-AUTH = "auth"  # bad key / signature / token: final
-# noqa below: a kind name, not a secret. InvalidSecurityToken.Expired: new credentials and one more try, then `failed`
-TOKEN_EXPIRED = "token_expired"  # noqa: S105
-STATE = "state"  # the batch state forbids the operation
-CLIENT = "client"  # any other 4xx: final
+STATES = frozenset({"Ready", "Running", "Failed", "Suspended", "Succeeded"})
 
+
+class Kind(Enum):
+    """What an IMM error means for the document (`apply` maps it onto an outcome status)."""
+
+    RETRY = "retry"  # network, timeout, 5xx: try again
+    THROTTLE = "throttle"  # Throttling*: try again later
+    ANSWER = "answer"  # the answer was not IMM's (not JSON, no RequestId, bad State): try again
+    NOT_FOUND = "not_found"
+    PERMISSION = "permission"  # 403, Forbidden*, NoPermission: final
+    AUTH = "auth"  # bad key / signature / token: final
+    TOKEN_EXPIRED = "token_expired"  # noqa: S105 -- a kind name. Fetched again and retried once, then `failed`
+    STATE = "state"  # the batch state forbids the operation: final
+    CLIENT = "client"  # any other 4xx: final
+    LOCAL = "local"  # the request could not be built or encoded on this side: final, IMM never saw it
+
+
+_RETRIABLE_KINDS = frozenset({Kind.RETRY, Kind.THROTTLE, Kind.ANSWER})
 RETRIABLE_CODES = frozenset({"ServiceUnavailable", "InternalError", "SignatureNonceUsed", "ServiceTimeout"})
 AUTH_CODE_PREFIXES = ("InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidSecurityToken", "IncompleteSignature")
 PERMISSION_CODES = ("Forbidden", "NoPermission")
@@ -44,31 +71,28 @@ STATE_NAMES = re.compile(
     rf"|\b(?i:is|already|currently)\s+(?:(?i:in)\s+)?(?:(?i:the)\s+)?{_STATE}"
     rf"|\b{_STATE}\s+(?i:state|status)\b"
 )
-MIN_ATTEMPT_S = 0.2  # do not start an attempt with less time than this left
 
 
-@dataclass
-class ImmError(Exception):
-    kind: str
-    code: str
-    message: str
-    http_status: int | None = None
-    request_id: str | None = None
-    retry_after_ms: int | None = None
+class ImmError(CallError):
+    """An IMM call that failed for good (after its retries) or that must not be retried."""
 
-    def __str__(self) -> str:
-        return f"{self.code}: {self.message}"
+    def __init__(
+        self,
+        kind: Kind,
+        code: str,
+        message: str,
+        http_status: int | None = None,
+        request_id: str | None = None,
+        retry_after_ms: int | None = None,
+    ) -> None:
+        super().__init__(code, message, retriable=kind in _RETRIABLE_KINDS, retry_after_ms=retry_after_ms)
+        self.kind = kind
+        self.http_status = http_status
+        self.request_id = request_id
 
-    @property
-    def retriable(self) -> bool:
-        return self.kind in (RETRY, THROTTLE)
 
-
-class ImmCallFailed(Exception):
-    def __init__(self, error: ImmError, attempts: int) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.attempts = attempts
+class NotImmAnswer(Exception):
+    """A 2xx answer that is not IMM's (raised inside the SDK call, before its models see the answer)."""
 
 
 def names_state(message: str) -> bool:
@@ -77,7 +101,7 @@ def names_state(message: str) -> bool:
     return STATE_NAMES.search(message) is not None
 
 
-def _clean_message(raw: str | None, status: int | None) -> str:
+def _clean_message(raw: str | None) -> str:
     # The SDK formats `message` as "code: <status>, <IMM Message> request id: <id>"; keep IMM's own text.
     text = raw or ""
     text = re.sub(r"^code: \d+, ", "", text)
@@ -86,56 +110,139 @@ def _clean_message(raw: str | None, status: int | None) -> str:
 
 
 def classify(exc: BaseException) -> ImmError:
-    """Map an SDK exception onto an ImmError (never keeping the exception's request, which holds the token)."""
+    """Map an exception from an SDK call onto an ImmError (never keeping the exception, which holds the token)."""
     from alibabacloud_tea_openapi.exceptions import ThrottlingException
     from darabonba.exceptions import ResponseException, UnretryableException
 
+    if isinstance(exc, ImmError):
+        return exc
+    if isinstance(exc, NotImmAnswer):
+        return ImmError(Kind.ANSWER, "InvalidResponse", str(exc))
     if isinstance(exc, ResponseException):
         code = str(getattr(exc, "code", None) or "Unknown")
         status = getattr(exc, "status_code", None)
-        message = _clean_message(getattr(exc, "message", None), status)
+        status = status if isinstance(status, int) else None
+        message = _clean_message(getattr(exc, "message", None))
         request_id = getattr(exc, "request_id", None)
         retry_after = getattr(exc, "retry_after", None)
         retry_after = retry_after if isinstance(retry_after, int) else None
 
-        def err(kind: str) -> ImmError:
+        def err(kind: Kind) -> ImmError:
             return ImmError(kind, code, message, status, request_id, retry_after)
 
         if isinstance(exc, ThrottlingException) or code.startswith("Throttling") or status == 429:
-            return err(THROTTLE)
+            return err(Kind.THROTTLE)
         if code in RETRIABLE_CODES or (status is not None and status >= 500):
-            return err(RETRY)
+            return err(Kind.RETRY)
         if code == "InvalidSecurityToken.Expired":
-            return err(TOKEN_EXPIRED)
+            return err(Kind.TOKEN_EXPIRED)
         if code.startswith(AUTH_CODE_PREFIXES):
-            return err(AUTH)
+            return err(Kind.AUTH)
         if code == "ResourceNotFound":
-            return err(NOT_FOUND)
+            return err(Kind.NOT_FOUND)
         if status == 403 or code.startswith(PERMISSION_CODES):
-            return err(PERMISSION)
+            return err(Kind.PERMISSION)
         if names_state(message):
-            return err(STATE)
-        return err(CLIENT)
+            return err(Kind.STATE)
+        return err(Kind.CLIENT)
     if isinstance(exc, UnretryableException):
         inner = getattr(exc, "inner_exception", None)
-        detail = getattr(inner, "message", None) or type(inner).__name__
-        return ImmError(RETRY, "NetworkError", f"no valid answer from IMM: {str(detail)[:300]}")
+        if getattr(exc, "last_request", None) is None:
+            # Failed while the request was being built, encoded or signed: IMM never saw it, and sending the same
+            # document again fails the same way.
+            return ImmError(Kind.LOCAL, "RequestNotSent", f"the request could not be built: {type(inner).__name__}")
+        if isinstance(inner, OSError) or type(inner).__name__ == "RetryError":  # darabonba wraps IOError
+            detail = getattr(inner, "message", None) or type(inner).__name__
+            return ImmError(Kind.RETRY, "NetworkError", f"no answer from IMM: {str(detail)[:300]}")
+        # Sent, and the answer could not be read (an error body that is not JSON, an HTML page from a proxy).
+        return ImmError(Kind.ANSWER, "InvalidResponse", f"IMM's answer could not be read: {type(inner).__name__}")
     if isinstance(exc, (OSError, TimeoutError)):
-        return ImmError(RETRY, "NetworkError", f"network error: {type(exc).__name__}")
-    return ImmError(RETRY, "UnexpectedError", f"unexpected error calling IMM: {type(exc).__name__}")
+        return ImmError(Kind.RETRY, "NetworkError", f"network error: {type(exc).__name__}")
+    # Raised on this side outside the SDK's HTTP call (building request models, mapping an answer already
+    # checked): retrying cannot help.
+    return ImmError(Kind.LOCAL, "ClientError", f"the IMM SDK call failed on this side: {type(exc).__name__}")
 
 
-class ImmGateway:
-    """Signed IMM calls for one invocation's credentials, with retries.
+# -- what counts as IMM's answer ---------------------------------------------------------------------------------
+def check_answer(action: str, answer: Any) -> None:
+    """Raise NotImmAnswer unless `answer` (the SDK's `{"body", "headers", "statusCode"}`) is IMM's answer."""
+    body = answer.get("body") if isinstance(answer, dict) else None
+    if not isinstance(body, dict):
+        raise NotImmAnswer(f"the answer to {action} is not a JSON object ({type(body).__name__})")
+    request_id = body.get("RequestId")
+    if not isinstance(request_id, str) or not request_id:
+        raise NotImmAnswer(f"the answer to {action} carries no RequestId")
+    if action == "GetBatch":
+        batch = body.get("Batch")
+        if not isinstance(batch, dict) or batch.get("State") not in STATES:
+            raise NotImmAnswer("the GetBatch answer has no batch in one of the five states")
+    elif action == "ListBatches":
+        batches = body.get("Batches", [])
+        if not isinstance(batches, list) or not all(
+            isinstance(b, dict) and isinstance(b.get("Id"), str) and b.get("Id") and b.get("State") in STATES
+            for b in batches
+        ):
+            raise NotImmAnswer("the ListBatches answer lists a batch without an Id or one of the five states")
+        token = body.get("NextToken")
+        if token is not None and not isinstance(token, str):
+            raise NotImmAnswer("the ListBatches answer has a NextToken that is not a string")
+    if len(body) > 1 and _not_strict(body):
+        raise NotImmAnswer(f"the answer to {action} holds values that are not JSON (NaN, Infinity, lone surrogates)")
 
-    `refresh_credentials` is called when IMM says the STS token expired: the call is then retried once with
-    whatever it returns.
+
+def _not_strict(body: dict[str, Any]) -> bool:
+    try:  # NaN/Infinity raise ValueError, a lone surrogate UnicodeEncodeError (a ValueError too)
+        json.dumps(body, allow_nan=False, ensure_ascii=False).encode("utf-8")
+    except (ValueError, RecursionError):
+        return True
+    return False
+
+
+@lru_cache(maxsize=1)
+def _client_class() -> type:
+    # Imported on first use: the SDK takes ~70 ms to import, and invocations that only answer (HTTP GETs,
+    # invalid documents) never need it.
+    from alibabacloud_imm20200930.client import Client
+
+    class _CheckedClient(Client):
+        """The IMM SDK's client; only its answers are checked before its response models see them."""
+
+        def call_api(self, params: Any, request: Any, runtime: Any) -> Any:
+            answer = super().call_api(params, request, runtime)
+            check_answer(params.action, answer)
+            return answer
+
+    return _CheckedClient
+
+
+@lru_cache(maxsize=1)
+def _models() -> Any:
+    from alibabacloud_imm20200930 import models
+
+    return models
+
+
+# -- the client for one invocation -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Answer:
+    attempts: int
+    request_id: str | None
+    batch: dict[str, Any] | None = None  # GetBatch
+    batches: list[dict[str, Any]] | None = None  # ListBatches (one page)
+    next_token: str | None = None  # ListBatches
+
+
+class ImmClient:
+    """Signed IMM calls with one invocation's credentials, retries, deadline and pacing.
+
+    `refresh_credentials` is called when IMM says the STS token expired: the call is then tried once more with
+    whatever it returns; still expired, the error is `TOKEN_EXPIRED` (the document `failed`, so the platform
+    delivers it again and FC hands that invocation the role's current keys).
     """
 
     def __init__(
         self,
-        endpoint: str,
-        protocol: str,
+        endpoint: Endpoint,
         region: str | None,
         credentials: Credentials,
         policy: RetryPolicy,
@@ -144,136 +251,139 @@ class ImmGateway:
         read_timeout_ms: int,
         budget: RetryBudget | None = None,
         refresh_credentials: Callable[[], Credentials] | None = None,
+        pacer: Pacer | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.endpoint = endpoint
-        self.protocol = protocol
         self.region = region
         self.credentials = credentials
         self.policy = policy
         self.deadline = deadline
         self.connect_timeout_ms = connect_timeout_ms
         self.read_timeout_ms = read_timeout_ms
-        self.budget = budget or RetryBudget(10_000)
+        self.budget = budget
         self.refresh_credentials = refresh_credentials
+        self.pacer = pacer
         self.sleep = sleep
+        self._lock = threading.Lock()
+        self._refreshed = False
 
-    # -- the three operations ---------------------------------------------------------------------------------
-    def get_batch(self, project: str, batch_id: str) -> tuple[dict[str, Any], int, str | None]:
-        body, attempts = self._call("GetBatch", {"query": {"Id": batch_id, "ProjectName": project}})
-        batch = body.get("Batch")
-        return (batch if isinstance(batch, dict) else {}), attempts, body.get("RequestId")
+    # -- the operations -----------------------------------------------------------------------------------------
+    def get_batch(self, project: str, batch_id: str) -> Answer:
+        request = self._build(lambda m: m.GetBatchRequest(project_name=project, id=batch_id))
+        response, attempts = self._call("GetBatch", lambda c, r: c.get_batch_with_options(request, r))
+        body = response.body
+        batch = body.batch.to_map() if body.batch is not None else {}
+        return Answer(attempts, body.request_id, batch=batch)
 
-    def update_batch(self, project: str, batch_id: str, changes: dict[str, Any]) -> tuple[int, str | None]:
-        body, attempts = self._call("UpdateBatch", {"body": update_form(project, batch_id, changes)})
-        return attempts, body.get("RequestId")
+    def update_batch(self, project: str, batch_id: str, changes: dict[str, Any]) -> Answer:
+        request = self._build(lambda m: update_request(m, project, batch_id, changes))
+        response, attempts = self._call("UpdateBatch", lambda c, r: c.update_batch_with_options(request, r))
+        return Answer(attempts, response.body.request_id)
 
-    def resume_batch(self, project: str, batch_id: str) -> tuple[int, str | None]:
-        body, attempts = self._call("ResumeBatch", {"body": {"Id": batch_id, "ProjectName": project}})
-        return attempts, body.get("RequestId")
+    def resume_batch(self, project: str, batch_id: str) -> Answer:
+        request = self._build(lambda m: m.ResumeBatchRequest(project_name=project, id=batch_id))
+        response, attempts = self._call("ResumeBatch", lambda c, r: c.resume_batch_with_options(request, r))
+        return Answer(attempts, response.body.request_id)
 
-    # -- retries -------------------------------------------------------------------------------------------------
-    def _call(self, action: str, request: dict[str, Any]) -> tuple[dict[str, Any], int]:
-        """IMM's answer body (a dict) and the number of attempts it took."""
-        attempts = 0
-        refreshed = False
-        while True:
-            remaining_ms = int(self.deadline.remaining_s() * 1000)
-            if remaining_ms < MIN_ATTEMPT_S * 1000:
-                raise ImmCallFailed(
-                    ImmError(RETRY, "DeadlineExceeded", "no time left in this invocation for another attempt"),
-                    attempts,
-                )
-            runtime = _runtime_options(*attempt_timeouts(remaining_ms, self.connect_timeout_ms, self.read_timeout_ms))
-            attempts += 1
+    def list_batches(
+        self, project: str, state: str | None, tag_selector: str | None, next_token: str | None, max_results: int = 100
+    ) -> Answer:
+        """One page of ListBatches (IMM: MaxResults 0-100, NextToken for the next page)."""
+        request = self._build(
+            lambda m: m.ListBatchesRequest(
+                project_name=project,
+                state=state,
+                tag_selector=tag_selector,
+                next_token=next_token,
+                max_results=max_results,
+            )
+        )
+        response, attempts = self._call("ListBatches", lambda c, r: c.list_batches_with_options(request, r))
+        body = response.body
+        batches = [b.to_map() for b in (body.batches or [])]
+        return Answer(attempts, body.request_id, batches=batches, next_token=body.next_token or None)
+
+    # -- one call, with its retries -------------------------------------------------------------------------------
+    @staticmethod
+    def _build(make: Callable[[Any], Any]) -> Any:
+        try:
+            return make(_models())
+        except Exception as exc:  # a bug on this side: final, IMM never sees it
+            raise ImmError(
+                Kind.LOCAL, "RequestNotBuilt", f"the request could not be built: {type(exc).__name__}"
+            ) from None
+
+    def _call(self, action: str, invoke: Callable[[Any, Any], Any]) -> tuple[Any, int]:
+        def attempt(left_s: float) -> Any:
+            if self.pacer is not None and not self.pacer.acquire(self.deadline.expires_at - retry.MIN_ATTEMPT_S):
+                raise ImmError(Kind.THROTTLE, "RateLimited", "IMM_MAX_QPS leaves no slot for this call in time")
+            runtime = _runtime_options(
+                *attempt_timeouts(int(left_s * 1000), self.connect_timeout_ms, self.read_timeout_ms)
+            )
             try:
-                return _answer_body(call_api(client_for(self), action, request, runtime)), attempts
+                return invoke(client_for(self), runtime)
             except Exception as exc:
                 error = classify(exc)
-            if error.kind == TOKEN_EXPIRED and not refreshed and self.refresh_credentials is not None:
-                refreshed = True
-                self.credentials = self.refresh_credentials()
-                continue
-            if error.kind == TOKEN_EXPIRED:
-                # Fetched again and still expired: more attempts with the same keys cannot help, but the next
-                # invocation gets the role's current keys from FC. Not final: the platform redelivers.
-                error.kind = RETRY
-                raise ImmCallFailed(error, attempts)
-            if not error.retriable or attempts >= self.policy.max_attempts:
-                raise ImmCallFailed(error, attempts)
-            delay = self.policy.delay_s(attempts, error.retry_after_ms)
-            # Give up now if waiting would leave no time for the next attempt; the platform retries later.
-            if delay + MIN_ATTEMPT_S > self.deadline.remaining_s() or not self.budget.take():
-                raise ImmCallFailed(error, attempts)
-            self.sleep(delay)
+            if error.kind is Kind.TOKEN_EXPIRED and self.refresh_credentials is not None:
+                with self._lock:
+                    first = not self._refreshed
+                    self._refreshed = True
+                    if first:
+                        self.credentials = self.refresh_credentials()
+                if first:  # new keys: try again at once (a retriable error the retry loop does not wait for)
+                    error.retriable = True
+                    error.extra["immediate"] = True
+            raise error
+
+        try:
+            return retry.call(
+                attempt,
+                policy=self.policy,
+                deadline=self.deadline,
+                budget=self.budget,
+                what=f"to call IMM {action}",
+                sleep=self.sleep,
+            )
+        except ImmError as error:
+            error.extra.setdefault("attempts", 0)
+            raise
+        except CallError as error:  # DeadlineExceeded from the retry helper
+            raise _as_imm_error(error) from None
 
 
-# -- the wire ----------------------------------------------------------------------------------------------------
-# The calls are the SDK's documented "generic calls" (alibabacloud-tea-openapi's `Client.call_api`; signing, HTTP
-# and error mapping are all the SDK's), with the form the IMM SDK's generated `*_with_options` methods would build.
-# Those methods turn the already validated document into request models and back into the same JSON (validate,
-# convert, to_map/from_map, deepcopy) on every call: about 10 us per update, most of what stood between the
-# function and the bare call it makes. tests/function/test_imm_wire.py checks that both put the same bytes on the
-# wire.
-_ACTION_PARAMS = dict(
-    version="2020-09-30",
-    protocol="HTTPS",  # the client's protocol (IMM_PROTOCOL) takes precedence, as for the generated methods
-    pathname="/",
-    method="POST",
-    auth_type="AK",
-    style="RPC",
-    req_body_type="formData",
-    body_type="json",
-)
-# The JSON inside a form field, as the SDK writes it (`DaraCore.to_json_string`): compact, UTF-8 kept as is.
-_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-# Model objects come out of the SDK's `to_map` with their keys in alphabetical order; Tags is a plain map whose
-# order is the caller's.
-_compact_sorted = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode
+def _as_imm_error(error: CallError) -> ImmError:
+    converted = ImmError(Kind.RETRY, error.code, error.message)
+    converted.extra.update(error.extra)
+    return converted
 
 
-def update_form(project: str, batch_id: str, changes: dict[str, Any]) -> dict[str, str]:
-    """UpdateBatch's form fields, in the SDK's order; fields left out of `changes` are not sent (they keep their
-    current value; an explicit `Actions=[]` would clear the actions)."""
-    form: dict[str, str] = {}
-    if "Actions" in changes:
-        form["Actions"] = _compact_sorted(changes["Actions"])
-    form["Id"] = batch_id
+def update_request(models: Any, project: str, batch_id: str, changes: dict[str, Any]) -> Any:
+    """UpdateBatchRequest for the fields `changes` gives (validated document shapes); the others stay None and are
+    not sent (see the module docstring for why not `from_map`)."""
+    input_model = None
     if "Input" in changes:
-        form["Input"] = _compact_sorted(changes["Input"])
-    form["ProjectName"] = project
-    if "Tags" in changes:
-        form["Tags"] = _compact(changes["Tags"])
-    return form
-
-
-@lru_cache(maxsize=8)
-def _params(action: str) -> Any:
-    from alibabacloud_tea_openapi.utils_models import Params
-
-    return Params(action=action, **_ACTION_PARAMS)
-
-
-@lru_cache(maxsize=1)
-def _request_type() -> Any:
-    from alibabacloud_tea_openapi.utils_models import OpenApiRequest
-
-    return OpenApiRequest
-
-
-def call_api(client: Any, action: str, request: dict[str, Any], runtime: Any) -> Any:
-    return client.call_api(_params(action), _request_type()(**request), runtime)
-
-
-def _answer_body(answer: Any) -> dict[str, Any]:
-    body = answer.get("body") if isinstance(answer, dict) else None
-    return body if isinstance(body, dict) else {}
+        oss = changes["Input"]["OSS"]
+        input_model = models.Input(
+            oss=models.InputOSS(
+                bucket=oss["Bucket"], prefix=oss.get("Prefix"), match_expressions=oss.get("MatchExpressions")
+            )
+        )
+    actions = None
+    if "Actions" in changes:
+        actions = [
+            models.UpdateBatchRequestActions(name=a["Name"], parameters=a.get("Parameters")) for a in changes["Actions"]
+        ]
+    return models.UpdateBatchRequest(
+        project_name=project, id=batch_id, input=input_model, actions=actions, tags=changes.get("Tags")
+    )
 
 
 def attempt_timeouts(remaining_ms: int, connect_timeout_ms: int, read_timeout_ms: int) -> tuple[int, int]:
     """(read, connect) timeouts in ms for one attempt: the configured ones, cut so that a connect that hangs and
     then a read that hangs still end within `remaining_ms` (each is at least 100 ms; attempts start only with
-    MIN_ATTEMPT_S left). The connect gets at most a third of what is left: it normally takes milliseconds."""
+    MIN_ATTEMPT_S left). The connect gets at most a third of what is left: it normally takes milliseconds. The
+    watchdog bounds the call as a whole (a peer that trickles its answer passes any per-read timeout)."""
     connect = max(100, min(connect_timeout_ms, remaining_ms // 3))
     read = max(100, min(read_timeout_ms, remaining_ms - connect))
     return read, connect
@@ -293,43 +403,35 @@ MAX_CLIENTS = 4  # a few live credential sets at most (rotation overlaps); the o
 _clients_last: tuple[tuple[Any, ...], Any] | None = None  # the client used last, checked first without the lock
 
 
-def client_for(gateway: ImmGateway) -> Any:
-    """The SDK client for the gateway's endpoint and credentials, reused across invocations of this instance."""
-    creds = gateway.credentials
-    key = (gateway.endpoint, gateway.protocol, gateway.region, creds.cache_key)
+def client_for(imm: ImmClient) -> Any:
+    """The SDK client for these endpoint and credentials, reused across invocations of this instance."""
+    global _clients_last
+    creds = imm.credentials
+    key = (imm.endpoint, imm.region, creds.cache_key)
     last = _clients_last
     if last is not None and last[0] == key:  # the common case: the same keys as the previous call
         return last[1]
     with _clients_lock:
         client = _clients.get(key)
-        if client is not None:
-            _clients.move_to_end(key)
-            _remember_last(key, client)
-            return client
-    # The SDK core's generic client: the IMM product SDK adds only request models (which `call_api` does without)
-    # and an endpoint lookup (IMM_ENDPOINT / IMM_REGION always give one here), and takes ~70 ms to import.
-    from alibabacloud_tea_openapi.client import Client
-    from alibabacloud_tea_openapi.models import Config
+        if client is None:
+            from alibabacloud_tea_openapi.models import Config
 
-    config = Config(
-        access_key_id=creds.access_key_id,
-        access_key_secret=creds.access_key_secret,
-        security_token=creds.security_token,
-        endpoint=gateway.endpoint,
-        protocol=gateway.protocol,
-        region_id=gateway.region,
-        connect_timeout=gateway.connect_timeout_ms,
-        read_timeout=gateway.read_timeout_ms,
-    )
-    client = Client(config)
-    with _clients_lock:
-        _clients[key] = client
-        while len(_clients) > MAX_CLIENTS:
-            _clients.popitem(last=False)
-        _remember_last(key, client)
+            client = _client_class()(
+                Config(
+                    access_key_id=creds.access_key_id,
+                    access_key_secret=creds.access_key_secret,
+                    security_token=creds.security_token,
+                    endpoint=imm.endpoint.host,
+                    protocol=imm.endpoint.scheme,
+                    region_id=imm.region,
+                    connect_timeout=imm.connect_timeout_ms,
+                    read_timeout=imm.read_timeout_ms,
+                )
+            )
+            _clients[key] = client
+            while len(_clients) > MAX_CLIENTS:
+                _clients.popitem(last=False)
+        _clients.move_to_end(key)
+        # One tuple, replaced whole: readers without the lock see the old or the new one, never a mix.
+        _clients_last = (key, client)
     return client
-
-
-def _remember_last(key: tuple[Any, ...], client: Any) -> None:
-    global _clients_last
-    _clients_last = (key, client)  # one tuple, replaced whole: readers without the lock see old or new, never a mix

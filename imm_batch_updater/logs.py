@@ -13,9 +13,11 @@ import threading
 import time
 from typing import Any, TextIO
 
+from imm_batch_updater import strictjson
+
 _lock = threading.Lock()
-# Built once: `json.dumps` with options builds a new encoder on every call.
-_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+# Built once: `json.dumps` with options builds a new encoder on every call. Strict: a line is always JSON.
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str, allow_nan=False)
 _second: tuple[int, str] = (-1, "")  # (whole second, its "%Y-%m-%dT%H:%M:%S"): strftime once a second
 
 
@@ -40,7 +42,11 @@ def log(level: str, msg: str, stream: TextIO | None = None, **fields: Any) -> No
 
 def write(record: dict[str, Any], stream: TextIO | None = None) -> None:
     """Write a record that is already complete (`ts` first, no None values: see `log`)."""
-    line = _encoder.encode(record) + "\n"
+    try:
+        line = _encoder.encode(record) + "\n"
+        line.encode("utf-8")  # a lone surrogate would make the write itself fail
+    except ValueError:  # NaN/Infinity or a lone surrogate: write what strict JSON can carry
+        line = _encoder.encode(strictjson.scrub(record)) + "\n"
     out = stream or sys.stdout
     with _lock:
         out.write(line)

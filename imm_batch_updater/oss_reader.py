@@ -1,43 +1,42 @@
-"""Read an uploaded update document from OSS with the function role's credentials (oss2, imported lazily: only
-OSS-triggered invocations pay for the import).
+"""Read update documents from OSS (uploaded objects, config objects) with the function role's credentials
+(oss2, imported lazily: only invocations that read OSS pay for the import).
 
-Endpoint, in this order:
-- `OSS_ENDPOINT`: a URL (`http://127.0.0.1:9100`, the emulator) or a bare host, which means https;
-- `IMM_NETWORK=vpc`: `https://oss-{region}-internal.aliyuncs.com` (intranet: no public traffic, no internet access
-  needed; only reachable from inside the region);
-- otherwise `https://oss-{region}.aliyuncs.com`, which works from anywhere, local runs included.
-The region is the event record's (the bucket's), else the function's.
+Endpoint: `OSS_ENDPOINT` (a URL such as `http://127.0.0.1:9100`, or a bare host, which means https), else
+`https://oss-{region}.aliyuncs.com`, or `oss-{region}-internal` with `IMM_NETWORK=vpc` (no public traffic; only
+reachable from inside the region). The region is the event record's (the bucket's), else the function's.
 
 Requests are signed with OSS Signature V4 (V1 is closed to new accounts since March 2025 and to new buckets since
 September 2025). oss2's loggers are capped at ERROR: at INFO/DEBUG they print request headers and OSS error bodies,
 and an OSS `SignatureDoesNotMatch` body echoes the string to sign, security token included.
 
 Failures map onto outcome statuses: missing object or bucket -> `invalid` (re-reading will not help), access
-denied or another refusal -> `rejected`, OSS 5xx / throttling / network -> retried like IMM calls (IMM_MAX_ATTEMPTS,
-IMM_BACKOFF_*, within the invocation's deadline), then `failed` so the platform delivers the event again.
+denied or another refusal -> `rejected`, OSS 5xx / throttling / network / an expired token -> retried like IMM
+calls (`retry.call`: IMM_MAX_ATTEMPTS, IMM_BACKOFF_*, within the invocation's deadline, however slowly OSS sends),
+then `failed` so the platform delivers the event again.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
-from imm_batch_updater import outcome as oc
+from imm_batch_updater import retry
+from imm_batch_updater.context import Context, EndpointUnknown, endpoint
 from imm_batch_updater.credentials import CredentialsUnavailable
-from imm_batch_updater.retry import RetryPolicy
+from imm_batch_updater.outcome import Status
+from imm_batch_updater.retry import CallError, RetryPolicy
 
 logging.getLogger("oss2").setLevel(logging.ERROR)
 
 _session: Any = None  # one oss2.Session per instance: warm invocations reuse connections (auth is per request)
 
 
-class ReadFailure(Exception):
-    """The object could not be read; `status` is the outcome status it leads to."""
+class ReadFailure(CallError):
+    """The object could not be read; `status` is the outcome status it leads to (`failed` is retried)."""
 
-    def __init__(self, status: str, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+    def __init__(self, status: Status, code: str, message: str) -> None:
+        super().__init__(code, message, retriable=status is Status.FAILED)
+        self.status = status
 
 
 def _session_for(oss2: Any) -> Any:
@@ -51,25 +50,30 @@ def _classify(exc: Exception, oss2: Any) -> ReadFailure:
     """Map an oss2 exception to a ReadFailure, without echoing OSS's error body (it may hold signing material)."""
     errors = oss2.exceptions
     if isinstance(exc, errors.NoSuchKey):
-        return ReadFailure(oc.INVALID, "NoSuchKey", "the uploaded object does not exist (any more)")
+        return ReadFailure(Status.INVALID, "NoSuchKey", "the object does not exist (any more)")
     if isinstance(exc, errors.NoSuchBucket):
-        return ReadFailure(oc.INVALID, "NoSuchBucket", "the bucket does not exist")
+        return ReadFailure(Status.INVALID, "NoSuchBucket", "the bucket does not exist")
     if isinstance(exc, errors.ServerError):
         status, code = int(getattr(exc, "status", 0) or 0), str(getattr(exc, "code", "") or "OssError")
         if status >= 500 or status in (408, 429) or code.startswith("Throttling"):
-            return ReadFailure(oc.FAILED, code, f"OSS answered {status}")
+            return ReadFailure(Status.FAILED, code, f"OSS answered {status}")
         if code == "SecurityTokenExpired":  # each attempt reads the credentials afresh; so does a redelivery
-            return ReadFailure(oc.FAILED, code, "the role's security token had expired")
+            return ReadFailure(Status.FAILED, code, "the role's security token had expired")
         if status == 403:
-            return ReadFailure(oc.REJECTED, code, "OSS denied reading the object (check oss:GetObject for the role)")
-        return ReadFailure(oc.REJECTED, code, f"OSS refused the read ({status})")
+            return ReadFailure(
+                Status.REJECTED, code, "OSS denied reading the object (check oss:GetObject for the role)"
+            )
+        return ReadFailure(Status.REJECTED, code, f"OSS refused the read ({status})")
     if isinstance(exc, errors.RequestError):  # connection refused / reset / timeout
-        return ReadFailure(oc.FAILED, "NetworkError", f"could not reach OSS: {type(exc).__name__}")
+        return ReadFailure(Status.FAILED, "NetworkError", f"could not reach OSS: {type(exc).__name__}")
     if isinstance(exc, errors.InconsistentError):  # CRC-64 mismatch: the bytes were damaged on the way
-        return ReadFailure(oc.FAILED, "InconsistentData", "the object's CRC-64 did not match what OSS sent")
+        return ReadFailure(Status.FAILED, "InconsistentData", "the object's CRC-64 did not match what OSS sent")
     if isinstance(exc, errors.ClientError):  # refused locally by oss2 (e.g. a key it will not request)
-        return ReadFailure(oc.INVALID, "InvalidObjectKey", "the object key cannot be requested from OSS")
-    return ReadFailure(oc.FAILED, "OssReadError", f"could not read the object: {type(exc).__name__}")
+        return ReadFailure(Status.INVALID, "InvalidObjectKey", "the object key cannot be requested from OSS")
+    if isinstance(exc, OSError):
+        return ReadFailure(Status.FAILED, "NetworkError", f"could not reach OSS: {type(exc).__name__}")
+    # Raised on this side (a bug, a key oss2 cannot encode): reading again fails the same way.
+    return ReadFailure(Status.REJECTED, "OssReadError", f"could not read the object: {type(exc).__name__}")
 
 
 def _read_at_most(stream: Any, limit: int) -> bytes:
@@ -86,53 +90,45 @@ def _read_at_most(stream: Any, limit: int) -> bytes:
 
 
 class OssReader:
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-
-    def endpoint(self, region: str | None) -> str:
-        settings = self.ctx.settings
-        if settings.oss_endpoint:
-            e = settings.oss_endpoint
-            return e if "://" in e else f"https://{e}"
-        if not region:
-            raise ReadFailure(oc.FAILED, "ConfigurationError", "no OSS region: set OSS_ENDPOINT or IMM_REGION")
-        suffix = "-internal" if settings.imm_network == "vpc" else ""
-        return f"https://oss-{region}{suffix}.aliyuncs.com"
 
     def read(self, bucket: str, key: str, region: str | None, max_bytes: int) -> bytes:
         """The object's bytes (at most `max_bytes`, else `TooLarge`), or ReadFailure."""
         import oss2
 
+        settings = self.ctx.settings
         region = region or self.ctx.region
         if not region:  # V4 signatures are scoped to the bucket's region
-            raise ReadFailure(oc.FAILED, "ConfigurationError", "no OSS region: set IMM_REGION")
-        endpoint = self.endpoint(region)
-        settings = self.ctx.settings
+            raise ReadFailure(Status.FAILED, "ConfigurationError", "no OSS region: set IMM_REGION")
+        try:
+            url = endpoint(
+                "oss", settings.oss_endpoint, variable="OSS_ENDPOINT", region=region, network=settings.imm_network
+            ).url
+        except EndpointUnknown as exc:
+            raise ReadFailure(Status.FAILED, "ConfigurationError", str(exc)) from None
         policy = RetryPolicy(settings.max_attempts, settings.backoff_base_ms, settings.backoff_max_ms)
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return self._get(oss2, endpoint, region, bucket, key, max_bytes)
-            except ReadFailure as failure:
-                if failure.status != oc.FAILED or attempt >= policy.max_attempts:
-                    raise
-                delay = policy.delay_s(attempt, None)
-                if delay >= self.ctx.deadline.remaining_s():
-                    raise
-                time.sleep(delay)
 
-    def _get(self, oss2: Any, endpoint: str, region: str, bucket: str, key: str, max_bytes: int) -> bytes:
-        remaining = self.ctx.deadline.remaining_s()
-        if remaining <= 0:
-            raise ReadFailure(oc.FAILED, "DeadlineExceeded", "no time left in this invocation to read from OSS")
+        def attempt(left_s: float) -> bytes:
+            return self._get(oss2, url, region, bucket, key, max_bytes, left_s)
+
+        try:
+            data, _ = retry.call(attempt, policy=policy, deadline=self.ctx.deadline, what="to read from OSS")
+        except ReadFailure:
+            raise
+        except CallError as error:  # DeadlineExceeded
+            raise ReadFailure(Status.FAILED, error.code, error.message) from None
+        return data
+
+    def _get(self, oss2: Any, url: str, region: str, bucket: str, key: str, max_bytes: int, left_s: float) -> bytes:
         settings = self.ctx.settings
-        # requests' (connect, read) timeouts, both bounded by the time this invocation has left.
-        timeout = (min(settings.connect_timeout_ms / 1000, remaining), min(settings.read_timeout_ms / 1000, remaining))
+        # requests' (connect, read) timeouts, both bounded by the time this invocation has left; the watchdog
+        # bounds the whole read.
+        timeout = (min(settings.connect_timeout_ms / 1000, left_s), min(settings.read_timeout_ms / 1000, left_s))
         try:
             creds = self.ctx.credentials()  # afresh on every attempt: FC may rotate the role's keys
         except CredentialsUnavailable as exc:
-            raise ReadFailure(oc.FAILED, "CredentialsUnavailable", str(exc)) from None
+            raise ReadFailure(Status.FAILED, "CredentialsUnavailable", str(exc)) from None
         if creds.security_token:
             auth: Any = oss2.StsAuth(
                 creds.access_key_id, creds.access_key_secret, creds.security_token, auth_version=oss2.AUTH_VERSION_4
@@ -141,9 +137,7 @@ class OssReader:
             auth = oss2.AuthV4(creds.access_key_id, creds.access_key_secret)
         stream = None
         try:
-            handle = oss2.Bucket(
-                auth, endpoint, bucket, session=_session_for(oss2), connect_timeout=timeout, region=region
-            )
+            handle = oss2.Bucket(auth, url, bucket, session=_session_for(oss2), connect_timeout=timeout, region=region)
             stream = handle.get_object(key)
             data = _read_at_most(stream, max_bytes + 1)  # bounded even when the event's size is stale or missing
             if len(data) <= max_bytes:  # read to the end: check the CRC-64 OSS computed
@@ -152,8 +146,11 @@ class OssReader:
             raise _classify(exc, oss2) from None
         finally:
             if stream is not None:
-                stream.close()  # hands the connection back (or drops an unread remainder)
+                try:
+                    stream.close()  # hands the connection back (or drops an unread remainder)
+                except Exception:  # noqa: S110 -- a connection the watchdog shut down may fail to close cleanly
+                    pass
         if len(data) > max_bytes:
             text = f"the object is larger than {max_bytes} bytes (OSS_MAX_OBJECT_BYTES)"
-            raise ReadFailure(oc.INVALID, "TooLarge", text)
+            raise ReadFailure(Status.INVALID, "TooLarge", text)
         return data

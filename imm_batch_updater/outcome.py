@@ -1,84 +1,108 @@
-"""The result of one update document, and how statuses map to HTTP codes and retries (pinned contract)."""
+"""The result of one update document (pinned contract: DESIGN "Outcomes"), immutable once made.
+
+    >>> o = Outcome(Status.UPDATED, "demo-project", "batch-1", resumed=False, attempts=1)
+    >>> o.final, o.ok, o.to_dict()["status"]
+    (True, True, 'updated')
+    >>> replace(o, status=Status.FAILED).final
+    False
+
+How a status becomes an HTTP code belongs to the HTTP trigger (`sources.http`).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
+from enum import Enum
 from typing import Any
 
-UPDATED = "updated"
-DRY_RUN = "dry_run"
-INVALID = "invalid"
-NOT_FOUND = "not_found"
-CONFLICT = "conflict"
-REJECTED = "rejected"
-THROTTLED = "throttled"
-FAILED = "failed"
-
-SUCCESS_STATUSES = frozenset({UPDATED, DRY_RUN})
-# Not final: the platform (FC async retry, EventBridge retry) must deliver the message again.
-RETRIABLE_STATUSES = frozenset({THROTTLED, FAILED})
-
-_HTTP = {
-    UPDATED: 200,
-    DRY_RUN: 200,
-    INVALID: 400,
-    NOT_FOUND: 404,
-    CONFLICT: 409,
-    REJECTED: 422,
-    THROTTLED: 429,
-    FAILED: 502,
-}
+__all__ = ["ErrorInfo", "Outcome", "Status", "invalid", "replace"]
 
 
-@dataclass
+class Status(str, Enum):
+    """What happened to one document. A `str`, so it compares and serialises as its value."""
+
+    UPDATED = "updated"
+    DRY_RUN = "dry_run"
+    INVALID = "invalid"
+    NOT_FOUND = "not_found"
+    CONFLICT = "conflict"
+    REJECTED = "rejected"
+    THROTTLED = "throttled"
+    FAILED = "failed"
+    QUEUED = "queued"  # handed to the work queue; a later invocation applies it
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def final(self) -> bool:
+        """False for throttled/failed: the platform must deliver the message again."""
+        return self not in _RETRIABLE
+
+    @property
+    def ok(self) -> bool:
+        return self in _SUCCESS
+
+
+_SUCCESS = frozenset({Status.UPDATED, Status.DRY_RUN})
+_RETRIABLE = frozenset({Status.THROTTLED, Status.FAILED})
+
+
+@dataclass(frozen=True)
+class Detail:
+    """One problem of an `invalid` document: where (a JSON Pointer, "" for the whole document) and what rule."""
+
+    path: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"path": self.path, "message": self.message}
+
+
+@dataclass(frozen=True)
 class ErrorInfo:
     code: str
     message: str
-    details: list[dict[str, str]] | None = None  # [{"path": JSON Pointer, "message": ...}] for `invalid`
+    details: tuple[Detail, ...] | None = None  # every `invalid` has at least one
+    permission: bool = False  # IMM refused for permission (the HTTP trigger answers such a `rejected` with 403)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"code": self.code, "message": self.message}
         if self.details is not None:
-            out["details"] = self.details
+            out["details"] = [d.to_dict() for d in self.details]
         return out
 
 
-@dataclass
+@dataclass(frozen=True)
 class Outcome:
-    """What happened to one update document."""
+    """What happened to one update document (or to one batch a selector matched)."""
 
-    status: str
+    status: Status
     project: str | None = None
     batch_id: str | None = None
     error: ErrorInfo | None = None
     resumed: bool | None = None  # set on every `updated`
-    diff: dict[str, dict[str, Any]] | None = None  # `dry_run` (and `conflict` of a dry run)
-    state: str | None = None  # the batch State seen by the precheck, when known
+    diff: dict[str, dict[str, Any]] | None = None  # requested fields that differ: {field: {"from", "to"}}
+    state: str | None = None  # the batch State read before the update, when it was read
     attempts: int = 0  # IMM calls made for this document
-    request_id: str | None = None  # IMM RequestId of the last call, for support tickets
+    request_id: str | None = None  # IMM's RequestId of the last call, for support tickets
     source: str | None = None
     message_id: str | None = None
     index: int | None = None  # position in a bulk array
-    duplicate: bool = False  # a repeat of a message already in this delivery: its first copy's result, not re-applied
-    http_status_override: int | None = field(default=None, repr=False)  # 403 for permission refusals
+    duplicate: bool = False  # a repeat of a message already in this delivery: the first copy's result
+    queue: str | None = None  # the work queue a `queued` document went to
 
     @property
     def final(self) -> bool:
-        return self.status not in RETRIABLE_STATUSES
+        return self.status.final
 
     @property
     def ok(self) -> bool:
-        return self.status in SUCCESS_STATUSES
-
-    @property
-    def http_status(self) -> int:
-        if self.http_status_override is not None:
-            return self.http_status_override
-        return _HTTP[self.status]
+        return self.status.ok
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"status": self.status, "project": self.project, "batch_id": self.batch_id}
-        if self.status == UPDATED:
+        out: dict[str, Any] = {"status": self.status.value, "project": self.project, "batch_id": self.batch_id}
+        if self.status is Status.UPDATED:
             out["resumed"] = bool(self.resumed)
         if self.diff is not None:
             out["diff"] = self.diff
@@ -92,23 +116,16 @@ class Outcome:
             out["message_id"] = self.message_id
         if self.request_id is not None:
             out["request_id"] = self.request_id
+        if self.queue is not None:
+            out["queue"] = self.queue
         if self.duplicate:
             out["duplicate"] = True
         out["attempts"] = self.attempts
         return out
 
 
-def invalid(message: str, details: list[dict[str, str]], code: str = "InvalidDocument", **kw: Any) -> Outcome:
-    return Outcome(status=INVALID, error=ErrorInfo(code=code, message=message, details=details), **kw)
-
-
-def http_status_for(outcomes: list[Outcome]) -> int:
-    """200 when all succeeded, the common status when all failed the same way, 207 otherwise (pinned)."""
-    if not outcomes:
-        return 400
-    if all(o.ok for o in outcomes):
-        return 200
-    codes = {o.http_status for o in outcomes}
-    if len(codes) == 1 and not any(o.ok for o in outcomes):
-        return codes.pop()
-    return 207
+def invalid(message: str, details: list[Detail], code: str = "InvalidDocument", **fields: Any) -> Outcome:
+    """An `invalid` outcome; `details` must not be empty (DESIGN: every `invalid` lists its problems)."""
+    if not details:
+        details = [Detail("", message)]
+    return Outcome(Status.INVALID, error=ErrorInfo(code, message, tuple(details)), **fields)

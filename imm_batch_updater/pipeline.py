@@ -8,12 +8,11 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from imm_batch_updater.documents import Item, UpdateRequest
-from imm_batch_updater.outcome import Outcome
+from imm_batch_updater.outcome import Outcome, replace
 
 Apply = Callable[[UpdateRequest], Outcome]
 
@@ -27,8 +26,7 @@ def _run_group(requests: list[tuple[int, UpdateRequest]], apply: Apply) -> list[
     for position, request in requests:
         fingerprint = request.fingerprint()
         if previous is not None and previous[0] == fingerprint:
-            duplicate = copy.copy(previous[1])
-            duplicate.index, duplicate.message_id, duplicate.attempts = request.index, request.message_id, 0
+            duplicate = replace(previous[1], index=request.index, message_id=request.message_id, attempts=0)
             results.append((position, duplicate))
             continue
         result = apply(request)

@@ -1,10 +1,21 @@
-"""Retry timing: exponential backoff with full jitter, bounded by attempts and by the invocation's deadline.
+"""The one retry helper: every call to a peer (IMM, OSS, MNS, a sink) goes through `call`.
 
->>> policy = RetryPolicy(max_attempts=4, base_ms=200, cap_ms=5000)
->>> 0 <= policy.delay_s(attempt=3, retry_after_ms=None) <= 0.8
-True
->>> policy.delay_s(attempt=1, retry_after_ms=1500) >= 1.5   # IMM's x-acs-retry-after is honoured
-True
+- Each attempt is bounded by the invocation's deadline, however slowly the peer answers (`watchdog.guard`).
+- Only a `CallError` with `retriable=True` is tried again (network errors, timeouts, 5xx, throttling: the caller's
+  classifier decides); anything else propagates at once.
+- Exponential backoff with full jitter (`random.uniform(0, min(cap, base * 2**(n-1)))`, AWS's "full jitter"), or
+  the peer's own retry-after when it is longer; no attempt starts with less than MIN_ATTEMPT_S left, and a wait
+  that would not leave that much gives up instead (the platform delivers the event again later).
+- A `RetryBudget` shared by a whole delivery caps its retries, so one throttling IMM is not hit by a retry storm.
+
+The retry loop itself is tenacity's (`tenacity.Retrying`, one per policy, shared across threads: it keeps its
+state per thread); this module supplies the stop and wait rules above.
+
+    >>> policy = RetryPolicy(max_attempts=4, base_ms=200, cap_ms=5000)
+    >>> 0 <= policy.delay_s(attempt=3, retry_after_ms=None) <= 0.8
+    True
+    >>> policy.delay_s(attempt=1, retry_after_ms=1500) >= 1.5   # a peer's retry-after is honoured
+    True
 """
 
 from __future__ import annotations
@@ -12,21 +23,30 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, TypeVar
+
+import tenacity
+
+from imm_batch_updater.watchdog import guard
 
 # Stop this long before FC's own timeout, so the outcome is still reported (and logged) by us.
 MIN_MARGIN_S = 0.5
 MAX_MARGIN_S = 5.0
 MARGIN_FRACTION = 0.1
+MIN_ATTEMPT_S = 0.2  # no attempt starts with less time than this left
+
+T = TypeVar("T")
 
 
 class Deadline:
-    """The moment by which this invocation must have finished its IMM calls."""
+    """The moment (time.monotonic seconds) by which this invocation must have finished its calls."""
 
-    def __init__(self, budget_s: float, clock: type[time.monotonic] | None = None) -> None:
-        self._clock = clock or time.monotonic
+    def __init__(self, budget_s: float) -> None:
         self.budget_s = budget_s
-        self.expires_at = self._clock() + budget_s
+        self.expires_at = time.monotonic() + budget_s
 
     @classmethod
     def for_timeout(cls, timeout_s: float) -> Deadline:
@@ -35,22 +55,40 @@ class Deadline:
         return cls(max(0.1, timeout_s - margin))
 
     def remaining_s(self) -> float:
-        return max(0.0, self.expires_at - self._clock())
-
-    def expired(self) -> bool:
-        return self.remaining_s() <= 0.0
+        return max(0.0, self.expires_at - time.monotonic())
 
 
-_SHARED_RNG = random.Random()  # seeding a new Random per invocation reads os.urandom: share one per instance
+class CallError(Exception):
+    """A call to a peer failed. `code` and `message` never hold key material, bodies or headers.
+
+    `retriable`: worth another attempt (now, or by the platform later); `retry_after_ms`: the peer asked to wait.
+    """
+
+    def __init__(
+        self, code: str, message: str, *, retriable: bool, retry_after_ms: int | None = None, **extra: Any
+    ) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.retriable = retriable
+        self.retry_after_ms = retry_after_ms
+        self.extra = extra
 
 
-@dataclass
+def deadline_exceeded(what: str) -> CallError:
+    return CallError("DeadlineExceeded", f"no time left in this invocation {what}", retriable=True)
+
+
+_SHARED_RNG = random.Random()  # seeding a new Random per call reads os.urandom: share one per instance
+
+
+@dataclass(frozen=True)
 class RetryPolicy:
     max_attempts: int = 4
     base_ms: int = 200
     cap_ms: int = 5000
-    rng: random.Random = field(default=_SHARED_RNG, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    rng: random.Random = field(default=_SHARED_RNG, repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def delay_s(self, attempt: int, retry_after_ms: int | None) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""
@@ -63,8 +101,8 @@ class RetryPolicy:
 
 
 class RetryBudget:
-    """Retries left for the whole invocation: when IMM is down or throttling hard, a delivery of many documents
-    must not multiply the load (a retry storm). The platform retries the delivery later instead."""
+    """Retries left for a whole delivery: when a peer is down or throttling hard, a delivery of many documents must
+    not multiply the load (a retry storm). The platform retries the delivery later instead."""
 
     def __init__(self, retries: int) -> None:
         self._left = retries
@@ -73,8 +111,8 @@ class RetryBudget:
     @classmethod
     def for_delivery(cls, documents: int, max_attempts: int) -> RetryBudget:
         """Enough for one document's three calls (GetBatch, UpdateBatch, ResumeBatch) to use every attempt they
-        have, so a single-document delivery always gets the full IMM_MAX_ATTEMPTS per call (DESIGN: at least 4 by
-        default), plus 2 retries for each further document."""
+        have, so a single-document delivery always gets IMM_MAX_ATTEMPTS per call (DESIGN: at least 4 by default),
+        plus 2 retries for each further document."""
         return cls(3 * (max_attempts - 1) + 2 * max(0, documents - 1))
 
     def take(self) -> bool:
@@ -83,3 +121,98 @@ class RetryBudget:
                 return False
             self._left -= 1
             return True
+
+
+@dataclass
+class _Call:
+    """The per-call inputs the shared tenacity rules read (passed as the wrapped function's keyword argument)."""
+
+    deadline: Deadline
+    budget: RetryBudget | None
+    attempts: int = 0
+
+
+def _call_of(state: tenacity.RetryCallState) -> _Call:
+    call: _Call = state.kwargs["call"]
+    return call
+
+
+def _retriable(exc: BaseException) -> bool:
+    return isinstance(exc, CallError) and exc.retriable
+
+
+class _Wait(tenacity.wait.wait_base):
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.policy = policy
+
+    def __call__(self, state: tenacity.RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(error, CallError) and error.extra.get("immediate"):
+            return 0.0
+        retry_after = error.retry_after_ms if isinstance(error, CallError) else None
+        return self.policy.delay_s(state.attempt_number, retry_after)
+
+
+class _Stop(tenacity.stop.stop_base):
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.policy = policy
+
+    def __call__(self, state: tenacity.RetryCallState) -> bool:
+        call = _call_of(state)
+        if state.attempt_number >= self.policy.max_attempts:
+            return True
+        # Give up now if the wait would leave no time for the next attempt; the platform retries later.
+        if state.upcoming_sleep + MIN_ATTEMPT_S > call.deadline.remaining_s():
+            return True
+        return call.budget is not None and not call.budget.take()
+
+
+@lru_cache(maxsize=16)
+def _retrying(policy: RetryPolicy, sleep: Callable[[float], None]) -> tenacity.Retrying:
+    return tenacity.Retrying(
+        stop=_Stop(policy),
+        wait=_Wait(policy),
+        retry=tenacity.retry_if_exception(_retriable),
+        sleep=sleep,
+        reraise=True,
+    )
+
+
+def call(
+    attempt: Callable[[float], T],
+    *,
+    policy: RetryPolicy,
+    deadline: Deadline,
+    budget: RetryBudget | None = None,
+    what: str = "to call the service",
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[T, int]:
+    """`attempt(seconds_left)`'s result and the number of attempts it took; raises the last CallError (or whatever
+    else `attempt` raised). `seconds_left` is what remains of the deadline when the attempt starts: use it to cut
+    the SDK's own timeouts."""
+    state = _Call(deadline, budget)
+
+    def run(call: _Call) -> T:
+        left = deadline.remaining_s()
+        if left < MIN_ATTEMPT_S:
+            raise deadline_exceeded(what)
+        call.attempts += 1
+        with guard(deadline) as watch:
+            try:
+                return attempt(left)
+            except Exception:
+                if watch.fired:  # the watchdog broke the connection: say so, not what the SDK made of it
+                    raise deadline_exceeded(what) from None
+                raise
+
+    try:
+        result = _retrying(policy, sleep)(run, call=state)
+    except CallError as error:
+        error.extra["attempts"] = state.attempts
+        raise
+    return result, state.attempts
+
+
+def attempts_of(error: CallError) -> int:
+    """How many attempts `call` made before it raised `error`."""
+    return int(error.extra.get("attempts", 0))

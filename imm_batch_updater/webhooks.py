@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import threading
 import time
+import zlib
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 
 class WebhookAuthError(Exception):
@@ -28,13 +30,35 @@ class WebhookAuthError(Exception):
 
 
 TOLERANCE_S = 5 * 60
+WEBHOOK_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 
 
-def verify(secrets: Sequence[str], body: bytes, headers: Mapping[str, str]) -> None:
+def collect_headers(headers: Mapping[str, Any]) -> dict[str, str]:
+    """Header names lower-cased (they compare case-insensitively). One of the webhook headers given twice (in any
+    case, or as a list) with different values, or not as text, raises WebhookAuthError: the id checked for replay
+    must be the id that was signed. Other headers that are not text are left out."""
+    out: dict[str, str] = {}
+    for key, value in headers.items():
+        name = str(key).lower()
+        values = value if isinstance(value, list) else [value]
+        for item in values:
+            if not isinstance(item, str):
+                if name in WEBHOOK_HEADERS:
+                    raise WebhookAuthError(f"{name} is not text")
+                continue
+            if name in out and out[name] != item:
+                if name in WEBHOOK_HEADERS:
+                    raise WebhookAuthError(f"{name} is given twice with different values")
+                continue
+            out[name] = item
+    return out
+
+
+def verify(secrets: Sequence[str], body: bytes, headers: Mapping[str, Any]) -> None:
     """Raise WebhookAuthError unless one of `secrets` signed `body` with these headers."""
     from standardwebhooks.webhooks import Webhook
 
-    lowered = {str(k).lower(): str(v) for k, v in headers.items()}
+    lowered = collect_headers(headers)
     if not secrets:
         raise WebhookAuthError("webhook authentication is not configured (WEBHOOK_SECRET is empty)")
     missing = [h for h in ("webhook-id", "webhook-timestamp", "webhook-signature") if not lowered.get(h)]
@@ -74,26 +98,60 @@ class ReplayGuard:
     """Remembers recent webhook-ids (within the tolerance window) and their final answer, per instance.
 
     A replayed request is not applied again: it gets the remembered answer. An id whose first delivery did not
-    reach a final outcome is forgotten, so the sender's retry is applied normally.
+    reach a final outcome is forgotten, so the sender's retry is applied normally. The memory is bounded in entries
+    and in bytes (answers are kept zlib-compressed; the oldest go first when the total passes `max_bytes`), so
+    signed requests cannot make it hold megabytes. An answer that alone compresses to more than `max_answer_bytes`
+    is not remembered: a replay of it is applied again, which UpdateBatch makes harmless (it sets, it does not add).
     """
 
-    def __init__(self, max_entries: int = 10_000, ttl_s: float = 2 * TOLERANCE_S) -> None:
-        self._seen: OrderedDict[str, tuple[float, object]] = OrderedDict()
+    def __init__(
+        self,
+        max_entries: int = 10_000,
+        ttl_s: float = 2 * TOLERANCE_S,
+        max_bytes: int = 8 * 1024 * 1024,
+        max_answer_bytes: int = 1024 * 1024,
+    ) -> None:
+        self._seen: OrderedDict[str, tuple[float, dict[str, Any], bytes]] = OrderedDict()
         self._lock = threading.Lock()
         self.max_entries = max_entries
         self.ttl_s = ttl_s
+        self.max_bytes = max_bytes
+        self.max_answer_bytes = max_answer_bytes
+        self.bytes = 0
 
-    def recall(self, msg_id: str) -> object | None:
+    def recall(self, msg_id: str) -> dict[str, Any] | None:
         now = time.monotonic()
         with self._lock:
             while self._seen and next(iter(self._seen.values()))[0] < now - self.ttl_s:
-                self._seen.popitem(last=False)
+                self._drop_oldest()
             entry = self._seen.get(msg_id)
-            return entry[1] if entry else None
+        if entry is None:
+            return None
+        _, answer, body = entry
+        return {**answer, "body": zlib.decompress(body).decode("utf-8")}
 
-    def remember(self, msg_id: str, answer: object) -> None:
+    def remember(self, msg_id: str, answer: dict[str, Any]) -> bool:
+        """Keep `answer` (an HTTP response struct) for `msg_id`; False when it is too large to keep."""
+        body = zlib.compress(str(answer.get("body", "")).encode("utf-8"), 1)
+        if len(body) + len(msg_id) > self.max_answer_bytes:
+            return False
+        head = {k: v for k, v in answer.items() if k != "body"}
         with self._lock:
-            self._seen[msg_id] = (time.monotonic(), answer)
-            self._seen.move_to_end(msg_id)
-            while len(self._seen) > self.max_entries:
-                self._seen.popitem(last=False)
+            self._forget(msg_id)
+            self._seen[msg_id] = (time.monotonic(), head, body)
+            self.bytes += len(body) + len(msg_id)
+            while len(self._seen) > self.max_entries or self.bytes > self.max_bytes:
+                self._drop_oldest()
+        return True
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def _forget(self, msg_id: str) -> None:
+        old = self._seen.pop(msg_id, None)
+        if old is not None:
+            self.bytes -= len(old[2]) + len(msg_id)
+
+    def _drop_oldest(self) -> None:
+        msg_id, (_, _, body) = self._seen.popitem(last=False)
+        self.bytes -= len(body) + len(msg_id)

@@ -78,6 +78,34 @@ def find_leaks(text: str) -> list[str]:
 _LOGGED: list[str] = []
 
 
+# ---- settings follow the environment ---------------------------------------------------------------------------
+# FC fixes an instance's environment, so the function parses its settings once (config.Settings.current). Tests
+# change the environment all the time: every monkeypatch.setenv/delenv (and every test's start, after the previous
+# test's monkeypatch restored the environment) makes it parse them again.
+def _reloading(method):
+    def wrapper(self, *args, **kwargs):
+        result = method(self, *args, **kwargs)
+        from imm_batch_updater.config import Settings
+
+        Settings.reload()
+        return result
+
+    return wrapper
+
+
+pytest.MonkeyPatch.setenv = _reloading(pytest.MonkeyPatch.setenv)
+pytest.MonkeyPatch.delenv = _reloading(pytest.MonkeyPatch.delenv)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings():
+    from imm_batch_updater.config import Settings
+
+    Settings.reload()
+    yield
+    Settings.reload()
+
+
 @pytest.fixture(autouse=True)
 def _tap_function_logs(monkeypatch):
     from imm_batch_updater import logs
@@ -225,7 +253,7 @@ def app():
     import handler
     from imm_batch_updater.webhooks import ReplayGuard
 
-    handler.app.replay = ReplayGuard()
+    handler.app.sources.http.replay = ReplayGuard()
     return handler.app
 
 

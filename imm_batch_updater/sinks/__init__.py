@@ -1,6 +1,6 @@
 """Where outcomes go. The JSON log line (`sinks.log`) is always written first; the optional sinks are configured
-by environment variables (docs/deploy.md) and built per invocation, because they sign with the invocation's
-credentials:
+by environment variables (README "Notification sinks") and built per invocation, because they sign with the
+invocation's credentials:
 
 | sink | set | module |
 | --- | --- | --- |
@@ -13,51 +13,35 @@ outcomes they receive; every mode includes the dead letters (final failures). A 
 (the result topic is a trigger topic named in TRIGGER_MNS_TOPICS, the webhook secret is one the function accepts,
 the result function is the function itself) is refused: an error is logged on every invocation, that sink sends
 nothing, and the outcomes are still logged. SDKs are imported only by the sinks that are configured.
+
+Adding a sink: a module with a `SinkType` (its name, variables, `configure`) and a config whose `build` makes the
+sink, then one entry in `SINKS`.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from imm_batch_updater import logs
-from imm_batch_updater.config import Settings
-from imm_batch_updater.sinks.base import Sink
+from imm_batch_updater.context import Context
+from imm_batch_updater.sinks import fc_function, mns_topic, webhook
+from imm_batch_updater.sinks.base import Invocation, Sink, SinkConfigError, SinkType
+from imm_batch_updater.sinks.log import LogSink
 
-_warned: set[str] = set()
+__all__ = ["SINKS", "Invocation", "LogSink", "Sink", "configured_sinks"]
+
+# The optional sinks, in the order they are sent to.
+SINKS: tuple[SinkType, ...] = (mns_topic, webhook, fc_function)  # modules: each is a SinkType
 
 
-def configured(ctx: Any) -> list[Sink]:
-    """The optional sinks the environment asks for (none by default)."""
-    if not Settings.current().result_sinks:
-        return []  # the common case: skip parsing the sink settings
-    from imm_batch_updater.sinks.common import SinkConfigError, SinkSettings
-
-    settings = SinkSettings.from_env()
-    for warning in settings.warnings:
-        if warning not in _warned:
-            _warned.add(warning)
-            logs.warning("configuration", detail=warning)
-    builders = []
-    if settings.mns_topic:
-        from imm_batch_updater.sinks import mns_topic
-
-        builders.append(mns_topic.build)
-    if settings.webhook_url:
-        from imm_batch_updater.sinks import webhook
-
-        builders.append(webhook.build)
-    if settings.fc_function:
-        from imm_batch_updater.sinks import fc_function
-
-        builders.append(fc_function.build)
+def configured_sinks(ctx: Context) -> list[Sink]:
+    """The optional sinks this invocation's settings ask for (none by default), each built for it."""
     sinks: list[Sink] = []
-    for build in builders:
+    for config in ctx.settings.sinks:
         try:
-            sinks.append(build(settings, ctx))
+            sinks.append(config.build(ctx))
         except SinkConfigError as exc:
             logs.error(
                 "sink refused" if exc.refused else "sink not configured",
-                request_id=getattr(ctx, "request_id", None),
+                request_id=ctx.request_id,
                 sink=exc.sink,
                 reason=exc.reason,
             )

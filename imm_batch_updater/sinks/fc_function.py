@@ -23,13 +23,25 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from imm_batch_updater.config import SINK_FILTERS, env_choice, text
+from imm_batch_updater.context import Context, Endpoint, EndpointUnknown, endpoint
 from imm_batch_updater.outcome import Outcome
-from imm_batch_updater.sinks import common
-from imm_batch_updater.sinks.base import Invocation
+from imm_batch_updater.sinks.base import (
+    Invocation,
+    SinkConfigError,
+    SinkDeliveryError,
+    deliver,
+    notification_many,
+    report_failure,
+    select,
+)
 
+name = "fc_function"
+variables: tuple[str, ...] = ("RESULT_FC_FUNCTION", "RESULT_FC_ENDPOINT", "RESULT_FC_FILTER")
 MAX_ASYNC_PAYLOAD_BYTES = 128 * 1024
 
 
@@ -62,34 +74,58 @@ class Target:
         return {self.function, f"{self.service}${self.function}"} if self.fc2 else {self.function}
 
 
-def endpoint_for(settings: common.SinkSettings, ctx: Any) -> tuple[str, str]:
-    """(scheme, host[:port]) of the FC API."""
-    if settings.fc_endpoint:
-        return common.split_endpoint(settings.fc_endpoint)
-    account, region = common.account_and_region(ctx, "fc_function", "FC", "RESULT_FC_FUNCTION", "RESULT_FC_ENDPOINT")
-    suffix = "-internal" if settings.network == "vpc" else ""
-    return "https", f"{account}.{region}{suffix}.fc.aliyuncs.com"
+@dataclass(frozen=True)
+class Config:
+    function: str
+    endpoint: str | None = None
+    filter: str | None = None
+    name: str = name
+
+    def build(self, ctx: Context) -> FcFunctionSink:
+        try:
+            target = Target.parse(self.function)
+        except ValueError as exc:
+            raise SinkConfigError(name, str(exc), refused=False) from None
+        own = ctx.function_name
+        if own and own in target.names():
+            raise SinkConfigError(
+                name,
+                "RESULT_FC_FUNCTION is this function itself: every notification would be answered `invalid` and "
+                "notified again; nothing is invoked",
+                refused=True,
+            )
+        return FcFunctionSink(target, endpoint_for(self, ctx), self.filter or ctx.settings.sink_filter, ctx)
 
 
-def build(settings: common.SinkSettings, ctx: Any) -> FcFunctionSink:
+def configure(env: Mapping[str, str], warnings: list[str]) -> Config | None:
+    function = text(env, "RESULT_FC_FUNCTION")
+    if function is None:
+        return None
+    mode = env.get("RESULT_FC_FILTER")
+    return Config(
+        function,
+        text(env, "RESULT_FC_ENDPOINT"),
+        env_choice(mode, "RESULT_FC_FILTER", SINK_FILTERS, "all", warnings) if mode and mode.strip() else None,
+    )
+
+
+def endpoint_for(config: Config, ctx: Context) -> Endpoint:
+    """Where the FC API is: RESULT_FC_ENDPOINT, else the account's regional (or VPC) endpoint."""
     try:
-        target = Target.parse(settings.fc_function or "")
-    except ValueError as exc:
-        raise common.SinkConfigError("fc_function", str(exc), refused=False) from None
-    own = common.own_function_name(ctx)
-    if own and own in target.names():
-        raise common.SinkConfigError(
-            "fc_function",
-            "RESULT_FC_FUNCTION is this function itself: every notification would be answered `invalid` and "
-            "notified again; nothing is invoked",
-            refused=True,
+        return endpoint(
+            "fc",
+            config.endpoint,
+            variable="RESULT_FC_ENDPOINT",
+            region=ctx.region,
+            account=ctx.account_id,
+            network=ctx.settings.imm_network,
         )
-    scheme, host = endpoint_for(settings, ctx)
-    return FcFunctionSink(target, scheme, host, settings, ctx)
+    except EndpointUnknown as exc:
+        raise SinkConfigError(name, f"RESULT_FC_FUNCTION is set but {exc}", refused=False) from None
 
 
 # -- FC 3.0 ------------------------------------------------------------------------------------------------------
-def classify_fc3(exc: BaseException) -> common.SinkDeliveryError:
+def classify_fc3(exc: BaseException) -> SinkDeliveryError:
     from darabonba.exceptions import ResponseException, UnretryableException
 
     if isinstance(exc, ResponseException):
@@ -98,10 +134,10 @@ def classify_fc3(exc: BaseException) -> common.SinkDeliveryError:
         retriable = (status is not None and (status >= 500 or status == 429)) or code.startswith(
             ("Throttling", "ResourceThrottled", "ServiceUnavailable", "InternalError")
         )
-        return common.SinkDeliveryError(code, "FC refused the invocation", retriable=retriable, http_status=status)
+        return SinkDeliveryError(code, "FC refused the invocation", retriable=retriable, http_status=status)
     if isinstance(exc, (UnretryableException, OSError, TimeoutError)):
-        return common.SinkDeliveryError("NetworkError", "no valid answer from FC", retriable=True)
-    return common.SinkDeliveryError(type(exc).__name__, "could not invoke the function", retriable=False)
+        return SinkDeliveryError("NetworkError", "no valid answer from FC", retriable=True)
+    return SinkDeliveryError(type(exc).__name__, "could not invoke the function", retriable=False)
 
 
 # -- FC 2.0 (fc2) ------------------------------------------------------------------------------------------------
@@ -120,15 +156,15 @@ def _fc2() -> Any:
 
     for module in (fc2.client, fc2.auth):
         if getattr(module, "logging", None) is not _SILENCED:
-            module.logging = _SILENCED  # type: ignore[attr-defined]  # `logging.error(...)` now goes nowhere
-    fc2.client.retries = 0  # type: ignore[attr-defined]
+            module.logging = _SILENCED  # `logging.error(...)` now goes nowhere
+    fc2.client.retries = 0
     named = logging.getLogger("fc2")  # in case a later fc2 logs through its named logger instead
     named.setLevel(logging.CRITICAL + 1)
     named.propagate = False
     return fc2
 
 
-def classify_fc2(exc: BaseException) -> common.SinkDeliveryError:
+def classify_fc2(exc: BaseException) -> SinkDeliveryError:
     import requests
 
     fc2 = _fc2()
@@ -136,17 +172,17 @@ def classify_fc2(exc: BaseException) -> common.SinkDeliveryError:
         status = getattr(exc, "status_code", None)
         code = str(getattr(exc, "err_code", "") or (f"HTTP{status}" if status else "FcError"))
         if status == 200:  # an x-fc-error-type answer: the target ran and failed (sync only; not for Async)
-            return common.SinkDeliveryError(code or "FunctionError", "the target function failed", retriable=False)
+            return SinkDeliveryError(code or "FunctionError", "the target function failed", retriable=False)
         retriable = isinstance(status, int) and (status >= 500 or status == 429)
-        return common.SinkDeliveryError(code, "FC refused the invocation", retriable=retriable, http_status=status)
+        return SinkDeliveryError(code, "FC refused the invocation", retriable=retriable, http_status=status)
     if isinstance(exc, requests.exceptions.JSONDecodeError):
         # fc2 parses an error answer as JSON before raising; a non-JSON error body ends here.
-        return common.SinkDeliveryError("BadErrorResponse", "FC answered an error that is not JSON", retriable=True)
+        return SinkDeliveryError("BadErrorResponse", "FC answered an error that is not JSON", retriable=True)
     if isinstance(exc, requests.exceptions.Timeout):
-        return common.SinkDeliveryError("Timeout", "FC did not answer in time", retriable=True)
+        return SinkDeliveryError("Timeout", "FC did not answer in time", retriable=True)
     if isinstance(exc, (requests.exceptions.RequestException, OSError)):
-        return common.SinkDeliveryError("NetworkError", "no valid answer from FC", retriable=True)
-    return common.SinkDeliveryError(type(exc).__name__, "could not invoke the function", retriable=False)
+        return SinkDeliveryError("NetworkError", "no valid answer from FC", retriable=True)
+    return SinkDeliveryError(type(exc).__name__, "could not invoke the function", retriable=False)
 
 
 def chunks(outcomes: list[Outcome], invocation: Invocation, duration_ms: int) -> list[bytes]:
@@ -155,34 +191,31 @@ def chunks(outcomes: list[Outcome], invocation: Invocation, duration_ms: int) ->
     current: list[Outcome] = []
     for outcome in outcomes:
         trial = current + [outcome]
-        body = json.dumps(common.notification_many(trial, invocation, duration_ms), ensure_ascii=False).encode()
+        body = json.dumps(notification_many(trial, invocation, duration_ms), ensure_ascii=False).encode()
         if len(body) > MAX_ASYNC_PAYLOAD_BYTES and current:
             payloads.append(
-                json.dumps(common.notification_many(current, invocation, duration_ms), ensure_ascii=False).encode()
+                json.dumps(notification_many(current, invocation, duration_ms), ensure_ascii=False).encode()
             )
             current = [outcome]
         else:
             current = trial
     if current:
-        payloads.append(
-            json.dumps(common.notification_many(current, invocation, duration_ms), ensure_ascii=False).encode()
-        )
+        payloads.append(json.dumps(notification_many(current, invocation, duration_ms), ensure_ascii=False).encode())
     return payloads
 
 
 class FcFunctionSink:
-    name = "fc_function"
+    name = name
 
-    def __init__(self, target: Target, scheme: str, host: str, settings: common.SinkSettings, ctx: Any) -> None:
+    def __init__(self, target: Target, where: Endpoint, filter: str, ctx: Context) -> None:
         self.target = target
-        self.scheme = scheme
-        self.host = host
-        self.settings = settings
+        self.scheme = where.scheme
+        self.host = where.host
+        self.filter = filter
         self.ctx = ctx
-        self.filter = settings.fc_filter or settings.filter
 
     def emit(self, outcomes: list[Outcome], invocation: Invocation, duration_ms: int) -> None:
-        chosen = common.select(outcomes, self.filter)
+        chosen = select(outcomes, self.filter)
         if not chosen:
             return
         payloads = chunks(chosen, invocation, duration_ms)
@@ -191,27 +224,31 @@ class FcFunctionSink:
         sent = 0
         try:
             for payload in payloads:
-                common.with_retries(self.settings, self.ctx, lambda t, p=payload: invoke(p, t), classify)
+
+                def send(timeout_s: float, payload: bytes = payload) -> None:
+                    invoke(payload, timeout_s)
+
+                deliver(self.ctx, send, classify)
                 sent += 1
-        except common.SinkDeliveryError as error:
-            common.report_failure(self.name, error, invocation.request_id, invoked=sent, total=len(payloads))
+        except SinkDeliveryError as error:
+            report_failure(self.name, error, invocation.request_id, invoked=sent, total=len(payloads))
             raise
 
     def _fc3_invoker(self) -> Any:
         from alibabacloud_fc20230330 import models
         from alibabacloud_fc20230330.client import Client
-        from alibabacloud_tea_openapi.models import Config
+        from alibabacloud_tea_openapi.models import Config as OpenApiConfig
         from darabonba.runtime import RuntimeOptions
 
         creds = self.ctx.credentials()  # fresh for this invocation
         client = Client(
-            Config(
+            OpenApiConfig(
                 access_key_id=creds.access_key_id,
                 access_key_secret=creds.access_key_secret,
                 security_token=creds.security_token,
                 endpoint=self.host,
                 protocol=self.scheme,
-                region_id=getattr(self.ctx, "region", None),
+                region_id=self.ctx.region,
             )
         )
 
@@ -225,7 +262,7 @@ class FcFunctionSink:
             )
             status = getattr(response, "status_code", None)
             if not isinstance(status, int) or not 200 <= status < 300:
-                raise common.SinkDeliveryError(
+                raise SinkDeliveryError(
                     f"HTTP{status}", "FC did not accept the invocation", retriable=False, http_status=status
                 )
 

@@ -1,11 +1,15 @@
-"""The always-on sink: one JSON log line per outcome on stdout."""
+"""The always-on sink: one JSON log line per outcome on stdout (FC ships stdout to SLS).
+
+The line carries the audit trail of a change: `diff` (`{field: {"from", "to"}}`) on every `updated` made after
+reading the batch, so a fleet change can be audited in SLS and reverted from its log lines alone.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from imm_batch_updater import logs
-from imm_batch_updater.outcome import Outcome
+from imm_batch_updater.outcome import Outcome, Status
 from imm_batch_updater.sinks.base import Invocation
 
 
@@ -16,9 +20,9 @@ class LogSink:
         # Built directly, fields that are None left out (this runs for every update: `logs.log(**fields)` would pack
         # and filter the same fields through keyword arguments).
         for o in outcomes:
-            record = {
+            record: dict[str, Any] = {
                 "ts": logs.timestamp(),
-                "level": "INFO" if o.ok else ("WARNING" if o.final else "ERROR"),
+                "level": "INFO" if o.ok or o.status is Status.QUEUED else ("WARNING" if o.final else "ERROR"),
                 "msg": "outcome",
             }
             _put(record, "request_id", invocation.request_id)
@@ -28,10 +32,13 @@ class LogSink:
             _put(record, "index", o.index)
             _put(record, "project", o.project)
             _put(record, "batch_id", o.batch_id)
-            record["status"] = o.status
+            record["status"] = o.status.value
             record["final"] = o.final
-            if o.status == "updated":
-                _put(record, "resumed", o.resumed)
+            if o.status is Status.UPDATED:
+                record["resumed"] = bool(o.resumed)
+            _put(record, "state", o.state)
+            _put(record, "diff", o.diff)
+            _put(record, "queue", o.queue)
             if o.error is not None:
                 record["error_code"] = o.error.code
                 record["error_message"] = o.error.message

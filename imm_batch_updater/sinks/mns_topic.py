@@ -14,78 +14,94 @@ The body is JSON: `{"type": "imm_batch_updater.outcome", "timestamp", "data": {"
 Settings: RESULT_MNS_TOPIC (topic name), RESULT_MNS_ENDPOINT (default `https://{account_id}.mns.{region}
 .aliyuncs.com`, `{region}-internal` with IMM_NETWORK=vpc; `http://127.0.0.1:PORT` for the local emulator),
 RESULT_MNS_FILTER (else RESULT_SINK_FILTER). The topic must not be one that triggers the function
-(TRIGGER_MNS_TOPICS): such a configuration is refused.
+(TRIGGER_MNS_TOPICS): such a configuration is refused. Calls go through `mns_client` (timeouts, error codes).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from imm_batch_updater import mns_client
+from imm_batch_updater.config import SINK_FILTERS, env_choice, text, topic_name
+from imm_batch_updater.context import Context, EndpointUnknown, endpoint
 from imm_batch_updater.outcome import Outcome
-from imm_batch_updater.sinks import common
-from imm_batch_updater.sinks.base import Invocation
+from imm_batch_updater.sinks.base import (
+    Invocation,
+    SinkConfigError,
+    SinkDeliveryError,
+    deliver,
+    is_dead_letter,
+    notification_one,
+    report_failure,
+    select,
+)
 
+name = "mns_topic"
+variables: tuple[str, ...] = ("RESULT_MNS_TOPIC", "RESULT_MNS_ENDPOINT", "RESULT_MNS_FILTER")
 MAX_MESSAGE_BYTES = 65536  # MNS's default (and maximum) message size
-RETRIABLE_CODES = frozenset({"InternalError", "ServiceUnavailable", "ServerBusy", "TimeExpired", "QPSLimitExceeded"})
 
 
-def endpoint_for(settings: common.SinkSettings, ctx: Any) -> str:
-    if settings.mns_endpoint:
-        scheme, host = common.split_endpoint(settings.mns_endpoint)
-        return f"{scheme}://{host}"
-    account, region = common.account_and_region(ctx, "mns_topic", "MNS", "RESULT_MNS_TOPIC", "RESULT_MNS_ENDPOINT")
-    suffix = "-internal" if settings.network == "vpc" else ""
-    return f"https://{account}.mns.{region}{suffix}.aliyuncs.com"
+@dataclass(frozen=True)
+class Config:
+    topic: str
+    endpoint: str | None = None
+    filter: str | None = None
+    name: str = name
+
+    def build(self, ctx: Context) -> MnsTopicSink:
+        topic = topic_name(self.topic)
+        if not topic:
+            raise SinkConfigError(name, "RESULT_MNS_TOPIC names no topic", refused=False)
+        if topic.lower() in {t.lower() for t in ctx.settings.trigger_mns_topics}:
+            raise SinkConfigError(
+                name,
+                "RESULT_MNS_TOPIC is a topic that triggers this function (TRIGGER_MNS_TOPICS): publishing to it "
+                "would loop; nothing is published to it",
+                refused=True,
+            )
+        return MnsTopicSink(topic, endpoint_for(self, ctx), self.filter or ctx.settings.sink_filter, ctx)
 
 
-def build(settings: common.SinkSettings, ctx: Any) -> MnsTopicSink:
-    topic = common.topic_name(settings.mns_topic or "")
-    if not topic:
-        raise common.SinkConfigError("mns_topic", "RESULT_MNS_TOPIC names no topic", refused=False)
-    if topic.lower() in {t.lower() for t in settings.trigger_mns_topics}:
-        raise common.SinkConfigError(
-            "mns_topic",
-            "RESULT_MNS_TOPIC is a topic that triggers this function (TRIGGER_MNS_TOPICS): publishing to it "
-            "would loop; nothing is published to it",
-            refused=True,
-        )
-    return MnsTopicSink(topic, endpoint_for(settings, ctx), settings, ctx)
+def configure(env: Mapping[str, str], warnings: list[str]) -> Config | None:
+    topic = text(env, "RESULT_MNS_TOPIC")
+    if topic is None:
+        return None
+    mode = env.get("RESULT_MNS_FILTER")
+    return Config(
+        topic,
+        text(env, "RESULT_MNS_ENDPOINT"),
+        env_choice(mode, "RESULT_MNS_FILTER", SINK_FILTERS, "all", warnings) if mode and mode.strip() else None,
+    )
 
 
-def classify(exc: BaseException) -> common.SinkDeliveryError:
-    from mns.mns_exception import MNSClientNetworkException, MNSServerException
+def endpoint_for(config: Config, ctx: Context) -> str:
+    try:
+        return endpoint(
+            "mns",
+            config.endpoint,
+            variable="RESULT_MNS_ENDPOINT",
+            region=ctx.region,
+            account=ctx.account_id,
+            network=ctx.settings.imm_network,
+        ).url
+    except EndpointUnknown as exc:
+        raise SinkConfigError(name, f"RESULT_MNS_TOPIC is set but {exc}", refused=False) from None
 
-    if isinstance(exc, MNSClientNetworkException):
-        return common.SinkDeliveryError("NetworkError", "no answer from MNS", retriable=True)
-    if isinstance(exc, MNSServerException):
-        code = str(getattr(exc, "type", "") or "Unknown")
-        retriable = code in RETRIABLE_CODES or code.startswith("Throttling")
-        return common.SinkDeliveryError(code, "MNS refused the message", retriable=retriable)
-    if isinstance(exc, (OSError, TimeoutError)):
-        return common.SinkDeliveryError("NetworkError", f"network error: {type(exc).__name__}", retriable=True)
-    code = str(getattr(exc, "type", "") or type(exc).__name__)
-    return common.SinkDeliveryError(code, "could not publish to MNS", retriable=False)
 
-
-def _set_timeout(account: Any, timeout_s: float) -> None:
-    """The MNS SDK has a connect timeout only for http and none at all for https: set both on its connection."""
-    http = account.mns_client.http
-    http.connection_timeout = timeout_s
-    conn = http.conn
-    conn.timeout = timeout_s  # HTTPSConnection.connect uses it (and the socket keeps it for reads)
-    if hasattr(conn, "connection_timeout"):
-        conn.connection_timeout = timeout_s  # MNSHTTPConnection.connect uses this one
-    if getattr(conn, "sock", None) is not None:
-        conn.sock.settimeout(timeout_s)
+def classify(exc: BaseException) -> SinkDeliveryError:
+    code, message, retriable = mns_client.classify(exc, "the message")
+    return SinkDeliveryError(code, message, retriable=retriable)
 
 
 def _body(outcome: Outcome, invocation: Invocation, duration_ms: int) -> str:
-    body = json.dumps(common.notification_one(outcome, invocation, duration_ms), ensure_ascii=False)
+    body = json.dumps(notification_one(outcome, invocation, duration_ms), ensure_ascii=False)
     if len(body.encode("utf-8")) <= MAX_MESSAGE_BYTES:
         return body
     # Only error details and diffs can grow: drop them, keep status, ids and the error code.
-    note = common.notification_one(outcome, invocation, duration_ms)
+    note = notification_one(outcome, invocation, duration_ms)
     result = note["data"]["result"]
     result.pop("diff", None)
     if isinstance(result.get("error"), dict):
@@ -96,34 +112,31 @@ def _body(outcome: Outcome, invocation: Invocation, duration_ms: int) -> str:
 
 
 class MnsTopicSink:
-    name = "mns_topic"
+    name = name
 
-    def __init__(self, topic: str, endpoint: str, settings: common.SinkSettings, ctx: Any) -> None:
+    def __init__(self, topic: str, url: str, filter: str, ctx: Context) -> None:
         self.topic = topic
-        self.endpoint = endpoint
-        self.settings = settings
+        self.endpoint = url
+        self.filter = filter
         self.ctx = ctx
-        self.filter = settings.mns_filter or settings.filter
 
     def emit(self, outcomes: list[Outcome], invocation: Invocation, duration_ms: int) -> None:
-        chosen = common.select(outcomes, self.filter)
+        chosen = select(outcomes, self.filter)
         if not chosen:
             return
-        from mns.account import Account
         from mns.message_property import MessagePropertyValue
         from mns.topic import TopicMessage
 
-        creds = self.ctx.credentials()  # fresh for this invocation
-        account = Account(self.endpoint, creds.access_key_id, creds.access_key_secret, creds.security_token or "")
+        account = mns_client.account(self.endpoint, self.ctx.credentials())  # fresh for this invocation
         topic = account.get_topic(self.topic)
         published = 0
         try:
             for outcome in chosen:
-                message = TopicMessage(_body(outcome, invocation, duration_ms), message_tag=outcome.status)
+                message = TopicMessage(_body(outcome, invocation, duration_ms), message_tag=outcome.status.value)
                 properties = {
-                    "status": MessagePropertyValue.create_string(outcome.status),
+                    "status": MessagePropertyValue.create_string(outcome.status.value),
                     "final": MessagePropertyValue.create_boolean(outcome.final),
-                    "dead_letter": MessagePropertyValue.create_boolean(common.is_dead_letter(outcome)),
+                    "dead_letter": MessagePropertyValue.create_boolean(is_dead_letter(outcome)),
                 }
                 if outcome.project:
                     properties["project"] = MessagePropertyValue.create_string(outcome.project)
@@ -132,13 +145,13 @@ class MnsTopicSink:
                 message.set_user_properties(properties)
 
                 def publish(timeout_s: float, message: Any = message) -> Any:
-                    _set_timeout(account, timeout_s)
+                    mns_client.set_timeout(account.mns_client, timeout_s)
                     return topic.publish_message(message)
 
-                common.with_retries(self.settings, self.ctx, publish, classify)
+                deliver(self.ctx, publish, classify)
                 published += 1
-        except common.SinkDeliveryError as error:
+        except SinkDeliveryError as error:
             # Stop at the first message that could not be published (a missing topic or a denied key would
             # refuse the rest too); the log line of every outcome is already written.
-            common.report_failure(self.name, error, invocation.request_id, published=published, total=len(chosen))
+            report_failure(self.name, error, invocation.request_id, published=published, total=len(chosen))
             raise

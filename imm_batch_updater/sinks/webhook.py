@@ -23,37 +23,68 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from imm_batch_updater.config import SINK_FILTERS, env_choice, text
+from imm_batch_updater.context import Context
 from imm_batch_updater.outcome import Outcome
-from imm_batch_updater.sinks import common
-from imm_batch_updater.sinks.base import Invocation
+from imm_batch_updater.sinks.base import (
+    Invocation,
+    SinkConfigError,
+    SinkDeliveryError,
+    deliver,
+    notification_many,
+    report_failure,
+    select,
+)
 
+name = "webhook"
+variables: tuple[str, ...] = ("RESULT_WEBHOOK_URL", "RESULT_WEBHOOK_SECRET", "RESULT_WEBHOOK_FILTER")
 USER_AGENT = "imm-batch-updater-webhook/1"
 RETRIABLE_STATUSES = frozenset({408, 425, 429})
 
 
-def build(settings: common.SinkSettings, ctx: Any) -> WebhookSink:
-    url = settings.webhook_url or ""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise common.SinkConfigError("webhook", "RESULT_WEBHOOK_URL must be an http:// or https:// URL", refused=False)
-    secret = settings.webhook_secret or ""
-    if not secret.startswith("whsec_"):
-        raise common.SinkConfigError(
-            "webhook",
-            "RESULT_WEBHOOK_SECRET (whsec_<base64>) is required to sign notifications; nothing is sent unsigned",
-            refused=False,
-        )
-    if secret in settings.inbound_webhook_secrets:
-        raise common.SinkConfigError(
-            "webhook",
-            "RESULT_WEBHOOK_SECRET is also accepted by this function's HTTP trigger (WEBHOOK_SECRET): a notification "
-            "reaching the function itself would loop; use a different secret",
-            refused=True,
-        )
-    return WebhookSink(url, secret, settings, ctx)
+@dataclass(frozen=True)
+class Config:
+    url: str
+    secret: str | None = field(default=None, repr=False)
+    filter: str | None = None
+    name: str = name
+
+    def build(self, ctx: Context) -> WebhookSink:
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise SinkConfigError(name, "RESULT_WEBHOOK_URL must be an http:// or https:// URL", refused=False)
+        secret = self.secret or ""
+        if not secret.startswith("whsec_"):
+            raise SinkConfigError(
+                name,
+                "RESULT_WEBHOOK_SECRET (whsec_<base64>) is required to sign notifications; nothing is sent unsigned",
+                refused=False,
+            )
+        if secret in ctx.settings.webhook_secrets:
+            raise SinkConfigError(
+                name,
+                "RESULT_WEBHOOK_SECRET is also accepted by this function's HTTP trigger (WEBHOOK_SECRET): a "
+                "notification reaching the function itself would loop; use a different secret",
+                refused=True,
+            )
+        return WebhookSink(self.url, secret, self.filter or ctx.settings.sink_filter, ctx)
+
+
+def configure(env: Mapping[str, str], warnings: list[str]) -> Config | None:
+    url = text(env, "RESULT_WEBHOOK_URL")
+    if url is None:
+        return None
+    mode = env.get("RESULT_WEBHOOK_FILTER")
+    return Config(
+        url,
+        text(env, "RESULT_WEBHOOK_SECRET"),
+        env_choice(mode, "RESULT_WEBHOOK_FILTER", SINK_FILTERS, "all", warnings) if mode and mode.strip() else None,
+    )
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -64,30 +95,29 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 _opener = urllib.request.build_opener(_NoRedirect())
 
 
-def classify(exc: BaseException) -> common.SinkDeliveryError:
+def classify(exc: BaseException) -> SinkDeliveryError:
     if isinstance(exc, urllib.error.HTTPError):
         status = exc.code
         exc.close()
         retriable = status >= 500 or status in RETRIABLE_STATUSES
-        return common.SinkDeliveryError(
+        return SinkDeliveryError(
             f"HTTP{status}", "the receiver refused the notification", retriable=retriable, http_status=status
         )
     if isinstance(exc, (socket.timeout, TimeoutError)) or isinstance(getattr(exc, "reason", None), TimeoutError):
-        return common.SinkDeliveryError("Timeout", "the receiver did not answer in time", retriable=True)
+        return SinkDeliveryError("Timeout", "the receiver did not answer in time", retriable=True)
     if isinstance(exc, (urllib.error.URLError, OSError)):
-        return common.SinkDeliveryError("NetworkError", f"network error: {type(exc).__name__}", retriable=True)
-    return common.SinkDeliveryError(type(exc).__name__, "could not send the notification", retriable=False)
+        return SinkDeliveryError("NetworkError", f"network error: {type(exc).__name__}", retriable=True)
+    return SinkDeliveryError(type(exc).__name__, "could not send the notification", retriable=False)
 
 
 class WebhookSink:
-    name = "webhook"
+    name = name
 
-    def __init__(self, url: str, secret: str, settings: common.SinkSettings, ctx: Any) -> None:
+    def __init__(self, url: str, secret: str, filter: str, ctx: Context) -> None:
         self.url = url
         self._secret = secret
-        self.settings = settings
+        self.filter = filter
         self.ctx = ctx
-        self.filter = settings.webhook_filter or settings.filter
 
     def __repr__(self) -> str:  # never show the secret
         return f"WebhookSink({urlsplit(self.url).hostname!r})"
@@ -95,10 +125,10 @@ class WebhookSink:
     def emit(self, outcomes: list[Outcome], invocation: Invocation, duration_ms: int) -> None:
         from imm_batch_updater.webhooks import sign
 
-        chosen = common.select(outcomes, self.filter)
+        chosen = select(outcomes, self.filter)
         if not chosen:
             return
-        body = json.dumps(common.notification_many(chosen, invocation, duration_ms), ensure_ascii=False).encode()
+        body = json.dumps(notification_many(chosen, invocation, duration_ms), ensure_ascii=False).encode()
         msg_id = f"msg_{uuid.uuid4().hex}"
 
         def post(timeout_s: float) -> int:
@@ -113,7 +143,7 @@ class WebhookSink:
                 return int(response.status)
 
         try:
-            common.with_retries(self.settings, self.ctx, post, classify)
-        except common.SinkDeliveryError as error:
-            common.report_failure(self.name, error, invocation.request_id, total=len(chosen))
+            deliver(self.ctx, post, classify)
+        except SinkDeliveryError as error:
+            report_failure(self.name, error, invocation.request_id, total=len(chosen))
             raise

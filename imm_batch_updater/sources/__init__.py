@@ -1,46 +1,43 @@
-"""Trigger adapters. `detect` picks the one whose event shape matches; a direct invocation is the fallback.
+"""Trigger adapters, one module per event shape. `detect` picks the one whose shape matches the event.
 
-Order matters: the most specific shapes are checked first, and the direct invocation (the document itself) last.
+Order matters: the most specific shapes first (an async-destination record also has a `requestContext`, like an
+HTTP event), and the direct invocation (the document itself) last: it takes anything, so a malformed event still
+gets a clear `invalid`.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from typing import Any
 
-from imm_batch_updater.sources.base import EventSource
-
-NOT_JSON = object()  # marker: the event bytes are not JSON (a direct invocation with a bad body)
-
-
-def event_sources() -> list[EventSource]:
-    from imm_batch_updater.sources.direct import DirectSource
-
-    found: list[EventSource] = []
-    for module, cls in _ADAPTERS:
-        name = f"imm_batch_updater.sources.{module}"
-        if importlib.util.find_spec(name) is not None:
-            found.append(getattr(importlib.import_module(name), cls)())
-    return [*found, DirectSource()]
+from imm_batch_updater.sources.async_destination import AsyncDestinationSource
+from imm_batch_updater.sources.base import EventSource, NotJsonEvent
+from imm_batch_updater.sources.direct import DirectSource
+from imm_batch_updater.sources.http import HttpSource
+from imm_batch_updater.sources.mns_queue import MnsQueueSource
+from imm_batch_updater.sources.mns_topic import MnsTopicSource
+from imm_batch_updater.sources.oss import OssSource
+from imm_batch_updater.sources.timer import TimerSource
+from imm_batch_updater.strictjson import Decoded
 
 
-# (module, class) of the event-trigger adapters, most specific first.
-_ADAPTERS = [
-    ("async_destination", "AsyncDestinationSource"),
-    ("mns_queue", "MnsQueueSource"),
-    ("oss", "OssSource"),
-    ("mns_topic", "MnsTopicSource"),
-    ("timer", "TimerSource"),
-]
+class Sources:
+    """This instance's adapters (the HTTP one keeps the replay memory, so they live as long as the instance)."""
 
-_cache: list[EventSource] | None = None
+    def __init__(self) -> None:
+        self.http = HttpSource()
+        self.direct = DirectSource()
+        self.all: list[EventSource] = [
+            AsyncDestinationSource(),
+            self.http,
+            MnsQueueSource(),
+            OssSource(),
+            MnsTopicSource(),
+            TimerSource(),
+            self.direct,
+        ]
 
-
-def detect(event: Any) -> EventSource:
-    global _cache
-    if _cache is None:
-        _cache = event_sources()
-    if event is NOT_JSON:
-        return _cache[-1]
-    return next(s for s in _cache if s.matches(event))
+    def detect(self, event: Decoded | NotJsonEvent) -> EventSource:
+        if isinstance(event, NotJsonEvent):
+            return self.direct
+        value: Any = event.value
+        return next(s for s in self.all if s.matches(value))

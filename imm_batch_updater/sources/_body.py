@@ -1,50 +1,37 @@
-"""Message bodies that may arrive base64-encoded (MNS SDKs encode queue messages by default, `Base64TopicMessage`
-encodes topic messages, and EventBridge passes them on unless the trigger sets `IsBase64Decode`).
+"""Message bodies carried as strings inside events, which may arrive base64-encoded (MNS SDKs encode queue messages
+by default, `Base64TopicMessage` encodes topic messages, and EventBridge passes them on unless the trigger sets
+`IsBase64Decode`).
 
-Detection rule, in this order:
+Rule, in this order (the body is decoded once, by `strictjson`):
 
-1. the body parses as JSON: it is used as is. JSON is tried first, so a document is never mistaken for base64
-   (base64 of a JSON object or array starts with `ey` / `W`, which is never JSON itself);
-2. otherwise, with ASCII whitespace removed, it is base64 (standard or URL-safe alphabet, padding optional) whose
-   bytes are UTF-8 JSON: the decoded bytes are used;
-3. anything else is `invalid` at path "" (the whole document, as DESIGN pins for a body that is not JSON); the
-   message names where the body sat in the event ("the message body (/Message) is neither JSON nor base64 of it").
+1. larger than the limit (as delivered): `invalid` `TooLarge` at "";
+2. it is JSON: used as is. JSON is tried first, so a document is never mistaken for base64 (base64 of a JSON
+   object or array starts with `ey` / `W`, which is never JSON itself);
+3. otherwise, with ASCII whitespace removed, it is base64 (standard or URL-safe alphabet, padding optional) of
+   UTF-8 JSON: that JSON is used;
+4. anything else is `invalid` at "" (the whole document, DESIGN), the message naming where the body sat in the
+   event ("the message body (/Message) is neither a JSON document nor base64 of one").
 
-Only the shape is checked here; the document's content is validated later, in one place (`documents`).
+Only the shape is checked here; documents are validated later, in one place (`documents`).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 
-from imm_batch_updater import outcome as oc
-from imm_batch_updater.sources.base import Message, SourceFailure
+from imm_batch_updater.outcome import Status
+from imm_batch_updater.sources.base import SourceFailure
+from imm_batch_updater.strictjson import Decoded, Fault, NotJson, decode
 
 _STANDARD = re.compile(rb"[A-Za-z0-9+/]+={0,2}")
 _URLSAFE = re.compile(rb"[A-Za-z0-9_-]+={0,2}")
 _WHITESPACE = re.compile(rb"[ \t\r\n]+")  # some encoders wrap base64 at 76 columns
 
 
-def _json_error(data: bytes) -> str | None:
-    """None when `data` is JSON, else why not (position only, never the content)."""
-    try:
-        json.loads(data.decode("utf-8-sig"))
-    except UnicodeDecodeError:
-        return "not UTF-8 text"
-    except json.JSONDecodeError as exc:
-        return f"{exc.msg} (line {exc.lineno} column {exc.colno})"
-    except RecursionError:
-        return None  # JSON, only too deep: `documents` reports that precisely
-    except ValueError:
-        return "not valid JSON"
-    return None
-
-
-def from_base64(raw: bytes) -> bytes | None:
-    """The decoded bytes when `raw` is base64 (rule 2) of UTF-8 JSON, else None."""
+def from_base64(raw: bytes) -> Decoded | None:
+    """The decoded JSON when `raw` is base64 (rule 3) of UTF-8 JSON, else None."""
     compact = _WHITESPACE.sub(b"", raw)
     if _STANDARD.fullmatch(compact):
         altchars = None
@@ -55,30 +42,43 @@ def from_base64(raw: bytes) -> bytes | None:
     compact = compact.rstrip(b"=")
     compact += b"=" * (-len(compact) % 4)
     try:
-        decoded = base64.b64decode(compact, altchars=altchars, validate=True)
+        data = base64.b64decode(compact, altchars=altchars, validate=True)
     except (binascii.Error, ValueError):
         return None
-    return decoded if decoded and _json_error(decoded) is None else None
+    if not data:
+        return None
+    try:
+        return decode(data)
+    except NotJson:
+        return None
 
 
-def decode_body(value: str | bytes, path: str) -> bytes | SourceFailure:
-    """The JSON bytes of a message body (see the module docstring), or its `invalid` failure; `path` is where the
-    body sits in the event (for the message)."""
+def too_large(size: int, limit: int, what: str = "the message") -> SourceFailure:
+    return SourceFailure(Status.INVALID, "TooLarge", f"{what} is larger than {limit} bytes (MAX_BODY_BYTES)")
+
+
+def decode_body(
+    value: str | bytes | Fault, path: str, limit: int, base64_allowed: bool = True
+) -> Decoded | SourceFailure:
+    """The decoded body (see the module docstring), or its `invalid` failure; `path` is where the body sits in the
+    event (for the message)."""
+    where = path or "the event"
+    if isinstance(value, Fault):  # the body string itself is not valid Unicode
+        return SourceFailure(Status.INVALID, value.code, f"the message body ({where}) holds {value.reason}")
     raw = value.encode("utf-8") if isinstance(value, str) else value
-    reason = _json_error(raw)
-    if reason is None:
-        return raw
-    decoded = from_base64(raw)
-    if decoded is not None:
-        return decoded
-    # The path is the document's ("": the whole of it, DESIGN); where the body sat in the event goes in the text.
-    text = f"the message body ({path or 'the event'}) is neither a JSON document nor base64 of one: {reason}"
-    return SourceFailure(oc.INVALID, "NotJson", text, "")
-
-
-def body_message(source: str, message_id: str | None, value: str | bytes, path: str) -> Message:
-    """A `Message` carrying the decoded body, or its `invalid` failure."""
-    body = decode_body(value, path)
-    if isinstance(body, SourceFailure):
-        return Message(source=source, message_id=message_id, failure=body)
-    return Message(source=source, message_id=message_id, body=body)
+    if len(raw) > limit:
+        return too_large(len(raw), limit, f"the message body ({where})")
+    try:
+        return decode(raw)
+    except NotJson as exc:
+        reason, code = exc.message, exc.code
+    if base64_allowed and code == "NotJson":
+        decoded = from_base64(raw)
+        if decoded is not None:
+            return decoded
+    if code == "TooDeep":
+        return SourceFailure(Status.INVALID, "TooDeep", f"the message body ({where}) is nested too deeply")
+    text = f"the message body ({where}) is neither a JSON document nor base64 of one: {reason}"
+    if not base64_allowed:
+        text = f"the message body ({where}) is not a JSON document: {reason}"
+    return SourceFailure(Status.INVALID, "NotJson", text)

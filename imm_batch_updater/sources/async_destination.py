@@ -6,15 +6,17 @@ If the function is (mis)configured as its own (or another function's) destinatio
      "approximateInvokeCount"}, "requestPayload": "…", "responseContext": {…}, "responsePayload": "…"}
 
 Applying `requestPayload` again would silently re-run failed work (and could loop), so such a record is answered
-with one final `invalid` result and never applied.
+with one final `invalid` result and never applied (never as HTTP either, though it has a `requestContext`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from imm_batch_updater import outcome as oc
-from imm_batch_updater.sources.base import Message, SourceFailure
+from imm_batch_updater.context import Context
+from imm_batch_updater.outcome import Status
+from imm_batch_updater.sources.base import Delivery, EventTrigger, Message, SourceFailure, first_str
+from imm_batch_updater.strictjson import Decoded
 
 
 def is_destination_record(event: Any) -> bool:
@@ -26,19 +28,17 @@ def is_destination_record(event: Any) -> bool:
     )
 
 
-class AsyncDestinationSource:
+class AsyncDestinationSource(EventTrigger):
     name = "async_destination"
 
     def matches(self, event: Any) -> bool:
         return is_destination_record(event)
 
-    def messages(self, event: dict[str, Any], ctx: Any) -> list[Message]:
-        request_id = event["requestContext"].get("requestId")
+    def receive(self, event: Decoded, ctx: Context) -> Delivery:
+        request_id = first_str(event.value["requestContext"].get("requestId"))
         text = (
             "an FC async-invocation destination record is not an update request; "
             "send the update document itself (it is not re-applied from requestPayload)"
         )
-        failure = SourceFailure(oc.INVALID, "NotAnUpdateRequest", text, "")
-        return [
-            Message(source=self.name, message_id=request_id if isinstance(request_id, str) else None, failure=failure)
-        ]
+        failure = SourceFailure(Status.INVALID, "NotAnUpdateRequest", text, "")
+        return Delivery([Message.of(self.name, request_id, failure)])

@@ -1,55 +1,120 @@
-"""The common form every trigger adapter produces: a list of `Message`s.
+"""What every trigger adapter shares (Mangum style: one small class per event source).
 
-Each source module (Mangum style) has one class with `matches(event)` (does this event come from me?) and
-`messages(event, ctx)` (turn it into messages). A message carries the raw bytes of one update document or a JSON
-array of them; documents are parsed and validated later, in one place (`imm_batch_updater.documents`).
+A source recognises its event (`matches`), turns it into the common form (`receive`: a `Delivery` of `Message`s,
+each carrying one decoded body) and shapes the function's answer from the outcomes (`answer`). It never calls
+back into the application: the app runs decode -> detect -> receive -> documents -> apply -> report -> answer.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from imm_batch_updater.context import Context
+from imm_batch_updater.outcome import Outcome, Status
+from imm_batch_updater.strictjson import Decoded, Fault, NotJson
+
+
+@dataclass(frozen=True)
+class NotJsonEvent:
+    """An event whose bytes are not JSON (only the direct-invocation source takes it)."""
+
+    raw: bytes
+    error: NotJson
+
+    @property
+    def size(self) -> int:
+        return len(self.raw)
+
+
+class DeliveryIncomplete(Exception):
+    """Raised by event triggers after processing when some item is not final, so the platform retries the
+    delivery (FC's async retry, EventBridge's retry strategy). Final items are re-applied harmlessly."""
 
 
 @dataclass(frozen=True)
 class SourceFailure:
-    """The source could not produce the message body (e.g. the OSS object is missing or unreadable).
+    """The source could not produce the message's body (the OSS object is missing, the envelope is malformed).
 
-    `status` is an outcome status (`invalid`, `rejected`, `failed`); `failed` is retried by the platform.
+    `status` is a final status (`invalid`, `rejected`) or `failed` (the platform retries); `path` is a JSON Pointer
+    for `invalid`: "" when the body as a whole or the envelope around it is at fault.
     """
 
-    status: str
+    status: Status
     code: str
     message: str
-    path: str = ""  # JSON Pointer into the event, for `invalid`
+    path: str = ""
 
 
 @dataclass(frozen=True)
 class Message:
-    """One delivered message: the raw JSON text of a document or of an array of documents."""
+    """One delivered message: its decoded body (one update document or a JSON array of them), or its failure.
+
+    `faults` lists the values in `document` that can never be sent (strictjson), with pointers relative to it.
+    """
 
     source: str  # "http", "direct", "mns_topic", "mns_queue", "oss", "timer", "async_destination"
     message_id: str | None  # for correlation and de-duplication (MNS MessageId, CloudEvent id, OSS key@etag, ...)
-    body: bytes | None = None
-    # Already-decoded JSON: used instead of `body` when body is None (a dict handed to the handler), and instead of
-    # decoding `body` again when the source decoded it with `documents.decode_json` (a direct invocation).
-    parsed: Any = None
+    document: Any = None
+    faults: tuple[tuple[str, Fault], ...] = ()
     failure: SourceFailure | None = None
 
+    @classmethod
+    def of(cls, source: str, message_id: str | None, body: Decoded | SourceFailure) -> Message:
+        if isinstance(body, SourceFailure):
+            return cls(source, message_id, failure=body)
+        return cls(source, message_id, document=body.value, faults=body.faults)
 
-class SourceContext(Protocol):
-    """What a source may need from the invocation: credentials and settings (OSS reads them)."""
 
-    def oss_reader(self) -> Any: ...
+@dataclass(frozen=True)
+class Delivery:
+    """What a source made of one event: the messages to apply, or an answer decided without applying anything
+    (an HTTP route, an unauthenticated request, a replay). `state` is the source's own, kept for `answer`."""
+
+    messages: list[Message] = field(default_factory=list)
+    answer: Any = None
+    state: Any = None
 
 
 class EventSource(Protocol):
     name: str
 
     def matches(self, event: Any) -> bool:
-        """True when `event` (already JSON-decoded) has this trigger's shape."""
+        """True when `event` (the decoded event value) has this trigger's shape."""
         ...
 
-    def messages(self, event: Any, ctx: SourceContext) -> list[Message]:
-        """The messages in the event. Never raises for bad input: a bad record becomes a `failure`."""
+    def receive(self, event: Decoded, ctx: Context) -> Delivery:
+        """The messages in the event. Never raises for bad input: a bad record becomes a message `failure`."""
         ...
+
+    def answer(self, delivery: Delivery, outcomes: list[Outcome], ctx: Context) -> Any:
+        """The function's return value for this event."""
+        ...
+
+
+class EventTrigger:
+    """Base of the event (non-HTTP) triggers: their answer is `{"results": [...]}`, raised as DeliveryIncomplete
+    when some outcome is not final (DESIGN "Event triggers")."""
+
+    name = "event"
+
+    def answer(self, delivery: Delivery, outcomes: list[Outcome], ctx: Context) -> Any:
+        not_final = [o for o in outcomes if not o.final]
+        if not_final:
+            statuses = ", ".join(sorted({o.status.value for o in not_final}))
+            raise DeliveryIncomplete(
+                f"{len(not_final)} of {len(outcomes)} update(s) not final ({statuses}); "
+                "the platform will retry the delivery"
+            )
+        return {"results": [o.to_dict() for o in outcomes]}
+
+
+def envelope_failure(faults: tuple[tuple[str, Fault], ...], what: str = "the event") -> SourceFailure:
+    """A message whose envelope holds a value that can never be sent: `invalid` at "" (DESIGN "Strict input")."""
+    where, fault = faults[0]
+    return SourceFailure(Status.INVALID, fault.code, f"{what} holds {fault.reason} at {where or 'its top level'}")
+
+
+def first_str(*values: Any) -> str | None:
+    """The first non-empty string among `values` (ids in events may be missing, empty or of another type)."""
+    return next((v for v in values if isinstance(v, str) and v), None)

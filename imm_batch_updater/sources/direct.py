@@ -1,35 +1,40 @@
 """Direct invocation (`s invoke`, the FC API, another function): the event is the document or an array of them.
 
-Also the fallback for anything no other adapter recognises, so a malformed event still gets a clear `invalid`.
+Also the fallback for anything no other adapter recognises, so a malformed event still gets a clear `invalid`, and
+for MNS topic STREAM messages without attributes, which arrive as their raw body (plain or base64). The event may
+also name a config object, `{"Source": "oss://bucket/key"}`, whose documents are applied (`config_object`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from imm_batch_updater.sources import NOT_JSON
-from imm_batch_updater.sources._body import from_base64
-from imm_batch_updater.sources.base import Message
+from imm_batch_updater.context import Context
+from imm_batch_updater.outcome import Status
+from imm_batch_updater.sources._body import from_base64, too_large
+from imm_batch_updater.sources.base import Delivery, EventTrigger, Message, NotJsonEvent, SourceFailure
+from imm_batch_updater.sources.config_object import resolve_source
+from imm_batch_updater.strictjson import Decoded
 
 
-class DirectSource:
+class DirectSource(EventTrigger):
     name = "direct"
 
     def matches(self, event: Any) -> bool:
         return True
 
-    def messages(self, event: Any, ctx: Any) -> list[Message]:
-        raw = getattr(ctx, "raw_event", b"")
-        if event is NOT_JSON:
-            # An MNS topic STREAM message without attributes arrives as its raw body, and MNS SDKs may send it
-            # base64-encoded (DESIGN: "Message/body may be base64 of the JSON document"). Anything else is
-            # reported as not JSON, at path "" (the whole document).
-            decoded = from_base64(raw)
+    def receive(self, event: Decoded | NotJsonEvent, ctx: Context) -> Delivery:
+        message_id = ctx.request_id
+        limit = ctx.settings.max_body_bytes
+        if event.size > limit:
+            return Delivery([Message.of(self.name, message_id, too_large(event.size, limit, "the event"))])
+        if isinstance(event, NotJsonEvent):
+            # A topic STREAM message without attributes, base64-encoded (DESIGN: "Message/body may be base64").
+            decoded = from_base64(event.raw)
             if decoded is not None:
-                return [Message(source=self.name, message_id=getattr(ctx, "request_id", None), body=decoded)]
-        if raw or event is NOT_JSON:
-            # The raw bytes go along for the size limit (and for the JSON error, when the event is not JSON); the
-            # event was decoded with the documents' strict decoder, so it is not decoded again.
-            parsed = None if event is NOT_JSON else event
-            return [Message(source=self.name, message_id=getattr(ctx, "request_id", None), body=raw, parsed=parsed)]
-        return [Message(source=self.name, message_id=getattr(ctx, "request_id", None), parsed=event)]
+                return Delivery([Message.of(self.name, message_id, decoded)])
+            code = "TooDeep" if event.error.code == "TooDeep" else "NotJson"
+            failure = SourceFailure(Status.INVALID, code, f"the event is not a JSON document: {event.error.message}")
+            return Delivery([Message.of(self.name, message_id, failure)])
+        # A config object (`{"Source": "oss://bucket/key"}`) stands for the documents it holds.
+        return Delivery([resolve_source(Message.of(self.name, message_id, event), ctx)])

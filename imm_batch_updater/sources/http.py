@@ -6,61 +6,95 @@ Routes (any path prefix is accepted, so custom domains and the FC invocation pat
 | --- | --- |
 | `POST /` (any other path) | apply the document or array; 200 / 207 / the common status |
 | `GET /schema` | the request-document JSON Schema, no signature needed |
-| `GET /healthz` | 200, no signature needed |
-| anything else on those paths | 405 |
+| `GET /healthz` | 200 `{"status": "ok"}`, no signature needed |
+| anything else | 405 |
 
 With `HTTP_AUTH=webhook` (the default) every POST must carry a valid Standard Webhooks signature, checked on the
-raw body before it is parsed; with no `WEBHOOK_SECRET` every POST is refused (fail closed). Client errors are
-answered, never raised.
+raw body before it is parsed; with no `WEBHOOK_SECRET` every POST is refused (fail closed). Header names compare
+case-insensitively; a webhook header given twice with different values is refused. A `webhook-id` answered
+finally within the tolerance window is not applied again: the remembered answer is returned (`ReplayGuard`, kept
+by this source). Client errors are answered, never raised, and nothing from the request is echoed back unbounded.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import json
+import re
 from typing import Any
 
 from imm_batch_updater import logs
-from imm_batch_updater import outcome as oc
-from imm_batch_updater.outcome import ErrorInfo, Outcome
+from imm_batch_updater.context import Context
+from imm_batch_updater.outcome import Detail, ErrorInfo, Outcome, Status
+from imm_batch_updater.sources._body import decode_body
 from imm_batch_updater.sources.async_destination import is_destination_record
-from imm_batch_updater.sources.base import Message
-from imm_batch_updater.webhooks import WebhookAuthError, verify
+from imm_batch_updater.sources.base import Delivery, Message, envelope_failure
+from imm_batch_updater.strictjson import Decoded, dumps
+from imm_batch_updater.webhooks import ReplayGuard, WebhookAuthError, collect_headers, verify
 
 JSON_HEADERS = {"Content-Type": "application/json", "Cache-Control": "no-store"}
+_HTTP_STATUS = {
+    Status.UPDATED: 200,
+    Status.DRY_RUN: 200,
+    Status.QUEUED: 202,
+    Status.INVALID: 400,
+    Status.NOT_FOUND: 404,
+    Status.CONFLICT: 409,
+    Status.REJECTED: 422,
+    Status.THROTTLED: 429,
+    Status.FAILED: 502,
+}
+_METHOD = re.compile(r"[A-Z]{1,16}")
 
 
-def _response(status: int, body: Any, headers: dict[str, str] | None = None) -> dict[str, Any]:
+def http_status(outcome: Outcome) -> int:
+    """The pinned code of one outcome: `rejected` is 403 when IMM refused for permission, 422 otherwise."""
+    if outcome.status is Status.REJECTED and outcome.error is not None and outcome.error.permission:
+        return 403
+    return _HTTP_STATUS[outcome.status]
+
+
+def http_status_for(outcomes: list[Outcome]) -> int:
+    """200 when all succeeded, the common code when all share one (every `queued`: 202), 207 otherwise (pinned)."""
+    if not outcomes:
+        return 400
+    if all(o.ok for o in outcomes):
+        return 200
+    codes = {http_status(o) for o in outcomes}
+    if len(codes) == 1 and not any(o.ok for o in outcomes):
+        return codes.pop()
+    return 207
+
+
+def response(status: int, body: Any, headers: dict[str, str] | None = None) -> dict[str, Any]:
     return {
         "statusCode": status,
         "headers": {**JSON_HEADERS, **(headers or {})},
         "isBase64Encoded": False,
-        "body": json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+        "body": dumps(body),
     }
 
 
-def _error(status: int, result_status: str, code: str, message: str, **headers: str) -> dict[str, Any]:
-    result = Outcome(status=result_status, error=ErrorInfo(code, message, None))
-    if result_status == oc.INVALID:
-        result.error.details = [{"path": "", "message": message}]
-    return _response(status, {"results": [result.to_dict()]}, dict(headers))
+def _error(status: int, result_status: Status, code: str, message: str, **headers: str) -> dict[str, Any]:
+    details = (Detail("", message),) if result_status is Status.INVALID else None
+    result = Outcome(result_status, error=ErrorInfo(code, message, details))
+    return response(status, {"results": [result.to_dict()]}, dict(headers))
 
 
-def _unauthenticated(ctx: Any, reason: str) -> dict[str, Any]:
+def _unauthenticated(ctx: Context, reason: str) -> dict[str, Any]:
     logs.warning("unauthenticated request", request_id=ctx.request_id, reason=reason)
-    return _error(401, oc.REJECTED, "Unauthorized", reason, **{"WWW-Authenticate": "Webhook"})
+    return _error(401, Status.REJECTED, "Unauthorized", reason, **{"WWW-Authenticate": "Webhook"})
 
 
-def _header(headers: dict[str, Any], name: str) -> str | None:
-    for key, value in headers.items():
-        if str(key).lower() == name:
-            return str(value)
-    return None
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
 
 
 class HttpSource:
     name = "http"
+
+    def __init__(self) -> None:
+        self.replay = ReplayGuard()
 
     def matches(self, event: Any) -> bool:
         return (
@@ -70,64 +104,92 @@ class HttpSource:
             and not is_destination_record(event)
         )
 
-    def respond(self, event: dict[str, Any], app: Any, ctx: Any) -> dict[str, Any]:
-        http = event["requestContext"]["http"]
-        method = str(http.get("method") or "").upper()
-        path = str(http.get("path") or event.get("rawPath") or "/")
+    def receive(self, event: Decoded, ctx: Context) -> Delivery:
+        value = event.value
+        http = value["requestContext"]["http"]
+        method = _text(http.get("method")).upper()
+        path = _text(http.get("path")) or _text(value.get("rawPath")) or "/"
         route = path.rstrip("/").rsplit("/", 1)[-1] if path.rstrip("/") else ""
+        shown = method if _METHOD.fullmatch(method) else "this method"  # never echo the request unbounded
         if route in ("schema", "healthz"):
             if method not in ("GET", "HEAD"):
-                return _error(405, oc.INVALID, "MethodNotAllowed", f"{method} is not allowed here", Allow="GET, HEAD")
+                return Delivery(
+                    answer=_error(
+                        405, Status.INVALID, "MethodNotAllowed", f"{shown} is not allowed here", Allow="GET, HEAD"
+                    )
+                )
             if route == "healthz":
-                return _response(200, {"status": "ok"})
+                return Delivery(answer=response(200, {"status": "ok"}))
             from imm_batch_updater.validation import schema
 
-            return _response(200, schema(), {"Content-Type": "application/schema+json"})
+            return Delivery(answer=response(200, schema(), {"Content-Type": "application/schema+json"}))
         if method != "POST":
-            return _error(405, oc.INVALID, "MethodNotAllowed", f"{method} is not allowed; POST an update", Allow="POST")
-        return self._post(event, app, ctx)
+            return Delivery(
+                answer=_error(
+                    405, Status.INVALID, "MethodNotAllowed", f"{shown} is not allowed; POST an " "update", Allow="POST"
+                )
+            )
+        return self._post(event, ctx)
 
-    def _post(self, event: dict[str, Any], app: Any, ctx: Any) -> dict[str, Any]:
+    def _post(self, event: Decoded, ctx: Context) -> Delivery:
         settings = ctx.settings
-        headers = event.get("headers") if isinstance(event.get("headers"), dict) else {}
-        body = event.get("body") or ""
-        if settings.http_auth == "webhook" and not settings.webhook_secrets:
+        webhook = settings.http_auth == "webhook"
+        if webhook and not settings.webhook_secrets:
             logs.error(
                 "misconfiguration: HTTP_AUTH=webhook but WEBHOOK_SECRET is empty; refusing every POST",
                 request_id=ctx.request_id,
             )
-        if event.get("isBase64Encoded"):
+        value = event.value
+        if event.faults:
+            # A value that can never be sent in the event itself (a duplicate header, a body that is not valid
+            # Unicode): the bytes that were signed are unknown, so the request cannot be authenticated.
+            failure = envelope_failure(event.faults, "the HTTP event")
+            if webhook:
+                return Delivery(answer=_unauthenticated(ctx, "the request cannot be authenticated: " + failure.message))
+            return Delivery(answer=_error(400, Status.INVALID, failure.code, failure.message))
+        body = value.get("body")
+        if body is None:
+            body = ""
+        if not isinstance(body, str):
+            text = "the HTTP event's body is not a string"
+            return Delivery(
+                answer=_unauthenticated(ctx, text) if webhook else _error(400, Status.INVALID, "InvalidBody", text)
+            )
+        if value.get("isBase64Encoded") is True:
             try:
                 raw = base64.b64decode(body, validate=True)
-            except (binascii.Error, ValueError, TypeError):
+            except (binascii.Error, ValueError):
                 text = "the body is marked base64 but is not valid base64"
-                if settings.http_auth == "webhook":
-                    # The signed bytes are unknown, so the request cannot be authenticated: 401, like any other
-                    # unauthenticated request (it must learn nothing else).
-                    return _unauthenticated(ctx, text)
-                return _error(400, oc.INVALID, "InvalidBody", text)
+                # The signed bytes are unknown, so the request cannot be authenticated: 401, like any other
+                # unauthenticated request (it must learn nothing else).
+                return Delivery(
+                    answer=_unauthenticated(ctx, text) if webhook else _error(400, Status.INVALID, "InvalidBody", text)
+                )
         else:
-            raw = body.encode("utf-8") if isinstance(body, str) else json.dumps(body).encode("utf-8")
+            raw = body.encode("utf-8")
 
         msg_id = None
-        if settings.http_auth == "webhook":
+        if webhook:
+            headers = value.get("headers") if isinstance(value.get("headers"), dict) else {}
             try:
                 verify(settings.webhook_secrets, raw, headers)
+                msg_id = collect_headers(headers)["webhook-id"]
             except WebhookAuthError as exc:
-                return _unauthenticated(ctx, exc.reason)
-            msg_id = _header(headers, "webhook-id")
-            remembered = app.replay.recall(msg_id)
+                return Delivery(answer=_unauthenticated(ctx, exc.reason))
+            remembered = self.replay.recall(msg_id)
             if remembered is not None:
                 logs.info("replayed webhook-id: answering from memory", request_id=ctx.request_id, message_id=msg_id)
-                return remembered  # type: ignore[no-any-return]
+                return Delivery(answer=remembered)
 
-        if len(raw) > settings.max_body_bytes:
-            text = f"the body is larger than {settings.max_body_bytes} bytes (MAX_BODY_BYTES)"
-            return _error(400, oc.INVALID, "TooLarge", text)  # DESIGN pins 400 for every `invalid`
+        decoded = decode_body(raw, "the HTTP body", settings.max_body_bytes, base64_allowed=False)
+        message = Message.of(self.name, msg_id or ctx.request_id, decoded)
+        if message.failure is not None and message.failure.code == "TooLarge":
+            return Delivery(answer=_error(400, Status.INVALID, "TooLarge", message.failure.message))
+        return Delivery([message], state=msg_id)
 
-        message = Message(source=self.name, message_id=msg_id or ctx.request_id, body=raw)
-        outcomes = app.run([message], ctx, self.name)
-        answer = _response(oc.http_status_for(outcomes), {"results": [o.to_dict() for o in outcomes]})
-        if msg_id is not None and all(o.final for o in outcomes):
-            app.replay.remember(msg_id, answer)
+    def answer(self, delivery: Delivery, outcomes: list[Outcome], ctx: Context) -> Any:
+        answer = response(http_status_for(outcomes), {"results": [o.to_dict() for o in outcomes]})
+        msg_id = delivery.state
+        if msg_id is not None and all(o.final for o in outcomes) and not self.replay.remember(msg_id, answer):
+            logs.info("answer too large to remember for replays", request_id=ctx.request_id, message_id=msg_id)
         return answer

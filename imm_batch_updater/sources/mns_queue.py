@@ -1,24 +1,27 @@
-"""MNS queue trigger through EventBridge (`eventbridge`, `eventSourceType: MNS`).
+"""MNS queue trigger through EventBridge (`eventbridge`, `eventSourceType: MNS`), also the work queue's trigger.
 
 One CloudEvent per invocation, or a JSON array of them with batch push (`runOptions.mode: event-streaming`)::
 
     {"id": "c2g7…", "source": "MNS-fn-trigger", "specversion": "1.0", "type": "mns:Queue:SendMessage",
      "subject": "acs:mns:cn-hangzhou:1649…:queues/updates", "time": "2021-04-08T06:28:17.093Z",
-     "data": {"requestId": "606E…", "messageId": "C6DB…", "messageBody": "{\"ProjectName\": …}"}}
+     "data": {"requestId": "606E…", "messageId": "C6DB…", "messageBody": "{\\"ProjectName\\": …}"}}
 
 Recognised by `type`: `source` differs between samples (`MNS-<function>-<trigger>`, `acs:mns`). `messageBody`
 may be base64 (the MNS SDK encodes queue messages by default unless the trigger sets `IsBase64Decode`); see
 `_body`. Message id: `data.messageId`, else the CloudEvent `id`. The same message twice in one push (at-least-once
-delivery) is applied once; `App.run` drops the later copy by message id.
+delivery) is applied once (`App` drops the later copy by message id). A fault in one item of a batch push (a
+duplicate key, a body that is not valid Unicode) makes only that item `invalid`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from imm_batch_updater import outcome as oc
-from imm_batch_updater.sources._body import body_message
-from imm_batch_updater.sources.base import Message, SourceFailure
+from imm_batch_updater.context import Context
+from imm_batch_updater.outcome import Status
+from imm_batch_updater.sources._body import decode_body
+from imm_batch_updater.sources.base import Delivery, EventTrigger, Message, SourceFailure, envelope_failure, first_str
+from imm_batch_updater.strictjson import Decoded, Fault
 
 EVENT_TYPE = "mns:Queue:SendMessage"
 
@@ -27,11 +30,7 @@ def _is_queue_event(item: Any) -> bool:
     return isinstance(item, dict) and item.get("type") == EVENT_TYPE
 
 
-def _first_str(*values: Any) -> str | None:
-    return next((v for v in values if isinstance(v, str) and v), None)
-
-
-class MnsQueueSource:
+class MnsQueueSource(EventTrigger):
     name = "mns_queue"
 
     def matches(self, event: Any) -> bool:
@@ -39,24 +38,28 @@ class MnsQueueSource:
             return any(_is_queue_event(item) for item in event)
         return _is_queue_event(event)
 
-    def messages(self, event: Any, ctx: Any) -> list[Message]:
-        if isinstance(event, list):  # batch push: pointers are /0, /1, ...
-            return [self._one(item, f"/{i}") for i, item in enumerate(event)]
-        return [self._one(event, "")]
+    def receive(self, event: Decoded, ctx: Context) -> Delivery:
+        value = event.value
+        if isinstance(value, list):  # batch push: pointers are /0, /1, ...
+            return Delivery([self._one(item, f"/{i}", event, ctx) for i, item in enumerate(value)])
+        return Delivery([self._one(value, "", event, ctx)])
 
-    def _one(self, item: Any, base: str) -> Message:
+    def _one(self, item: Any, base: str, event: Decoded, ctx: Context) -> Message:
         def fail(text: str, where: str, message_id: str | None = None) -> Message:
-            failure = SourceFailure(oc.INVALID, "InvalidEvent", text, base + where)
-            return Message(source=self.name, message_id=message_id, failure=failure)
+            return Message.of(self.name, message_id, SourceFailure(Status.INVALID, "InvalidEvent", text, base + where))
 
+        body_path = f"{base}/data/messageBody"
+        data = item.get("data") if isinstance(item, dict) else None
+        message_id = first_str(data.get("messageId"), item.get("id")) if isinstance(data, dict) else None
+        around = tuple(f for f in event.faults_under(base) if f[0] != body_path)
+        if around:  # this item's envelope holds a value that can never be sent (a duplicate key, ...)
+            return Message.of(self.name, message_id, envelope_failure(around, "the CloudEvent"))
         if not _is_queue_event(item):
             return fail(f"not an {EVENT_TYPE} CloudEvent", "")
-        data = item.get("data")
         if not isinstance(data, dict):
-            return fail("the CloudEvent has no data object", "/data", _first_str(item.get("id")))
-        message_id = _first_str(data.get("messageId"), item.get("id"))
+            return fail("the CloudEvent has no data object", "/data", first_str(item.get("id")))
         body = data.get("messageBody")
-        if not isinstance(body, str) or not body.strip():
+        if not isinstance(body, (str, Fault)) or (isinstance(body, str) and not body.strip()):
             kind = "missing or empty" if body is None or isinstance(body, str) else "not a string"
             return fail(f"data.messageBody is {kind}", "/data/messageBody", message_id)
-        return body_message(self.name, message_id, body, f"{base}/data/messageBody")
+        return Message.of(self.name, message_id, decode_body(body, body_path, ctx.settings.max_body_bytes))

@@ -2,11 +2,11 @@
 
 JSON format (recommended: self-describing; message attributes are merged at the top level)::
 
-    {"TopicOwner": "1186…", "Message": "{\"ProjectName\": …}", "Subscriber": "1186…", "PublishTime": 1550216480040,
+    {"TopicOwner": "1186…", "Message": "{\\"ProjectName\\": …}", "Subscriber": "1186…", "PublishTime": 1550216480040,
      "SubscriptionName": "sub", "MessageMD5": "BA4B…", "TopicName": "updates", "MessageId": "2F5B…",
      "someAttribute": "…"}
 
-STREAM format with attributes: ``{"body": "{\"ProjectName\": …}", "attrs": {"Extend": "…"}}``. STREAM without
+STREAM format with attributes: ``{"body": "{\\"ProjectName\\": …}", "attrs": {"Extend": "…"}}``. STREAM without
 attributes delivers the raw body, which cannot be told apart from a direct invocation and is handled by
 `DirectSource` (one more reason to configure the JSON format).
 
@@ -18,16 +18,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from imm_batch_updater import outcome as oc
-from imm_batch_updater.sources._body import body_message
-from imm_batch_updater.sources.base import Message, SourceFailure
+from imm_batch_updater.context import Context
+from imm_batch_updater.outcome import Status
+from imm_batch_updater.sources._body import decode_body
+from imm_batch_updater.sources.base import Delivery, EventTrigger, Message, SourceFailure, envelope_failure, first_str
+from imm_batch_updater.strictjson import Decoded, Fault
 
 
 def _is_stream_with_attributes(event: dict[str, Any]) -> bool:
     return set(event) == {"body", "attrs"}
 
 
-class MnsTopicSource:
+class MnsTopicSource(EventTrigger):
     name = "mns_topic"
 
     def matches(self, event: Any) -> bool:
@@ -35,14 +37,18 @@ class MnsTopicSource:
             return False
         return ("TopicOwner" in event and "Message" in event) or _is_stream_with_attributes(event)
 
-    def messages(self, event: dict[str, Any], ctx: Any) -> list[Message]:
-        if _is_stream_with_attributes(event):
-            message_id, text, path = getattr(ctx, "request_id", None), event["body"], "/body"
+    def receive(self, event: Decoded, ctx: Context) -> Delivery:
+        value = event.value
+        if _is_stream_with_attributes(value):
+            message_id, text, path = ctx.request_id, value["body"], "/body"
         else:
-            mid = event.get("MessageId")
-            message_id, text, path = (mid if isinstance(mid, str) and mid else None), event.get("Message"), "/Message"
-        if not isinstance(text, str) or not text.strip():
+            message_id, text, path = first_str(value.get("MessageId")), value.get("Message"), "/Message"
+        around = tuple(f for f in event.faults if f[0] != path)
+        if around:  # the body is fine, the event around it is not (a duplicate key, an attribute that is not text)
+            return Delivery([Message.of(self.name, message_id, envelope_failure(around, "the MNS event"))])
+        if not isinstance(text, (str, Fault)) or (isinstance(text, str) and not text.strip()):
             kind = "missing or empty" if text is None or isinstance(text, str) else "not a string"
-            failure = SourceFailure(oc.INVALID, "InvalidEvent", f"the MNS message body is {kind}", path)
-            return [Message(source=self.name, message_id=message_id, failure=failure)]
-        return [body_message(self.name, message_id, text, path)]
+            failure = SourceFailure(Status.INVALID, "InvalidEvent", f"the MNS message body is {kind}", path)
+            return Delivery([Message.of(self.name, message_id, failure)])
+        body = decode_body(text, path, ctx.settings.max_body_bytes)
+        return Delivery([Message.of(self.name, message_id, body)])

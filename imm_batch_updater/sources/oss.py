@@ -1,17 +1,20 @@
-"""OSS trigger: each uploaded object (`ObjectCreated:*`) holds an update document or an array of them::
+"""OSS trigger: each uploaded object holds an update document or an array of them::
 
     {"events": [{"eventName": "ObjectCreated:PutObject", "eventSource": "acs:oss", "region": "cn-hangzhou",
                  "oss": {"bucket": {"name": "updates"}, "object": {"key": "requests/x.json", "eTag": "688A…",
                                                                    "size": 122}}}]}
 
+- Only events that mean a finished object are read: `ObjectCreated:PutObject`, `PostObject`, `CopyObject` and
+  `CompleteMultipartUpload`. Upload progress (`InitiateMultipartUpload`, `UploadPart`, `UploadPartCopy`: the key
+  still holds its previous content), `AppendObject` (an object still growing), `PutSymlink`, `ObjectRemoved:*`
+  and anything else produce no message and no result, and are never read. A delivery of nothing but ignored
+  records answers `{"results": []}` and never raises.
 - Key: the event carries it URL-encoded, and the encoder is not documented precisely (form style `+` for a space,
   or `%20`). It is decoded with `unquote_plus` (right for both when a literal `+` arrives as `%2B`); only if that
   object does not exist are the other readings tried: `unquote` (a literal `+`), then the key exactly as sent.
   A genuinely missing object therefore costs up to three GETs; a present one costs one.
 - Size: objects larger than `OSS_MAX_OBJECT_BYTES` (default: MAX_BODY_BYTES) are `invalid` without being read,
   judged by the event's `size`; the read itself is bounded too, in case that size is stale or missing.
-- Other events (`ObjectRemoved:*`, `ObjectModified:*`, ...) carry no update and are ignored: they produce no
-  message and no result. A delivery with nothing but ignored records answers `{"results": []}` and never raises.
 - Missing object or bucket: `invalid`; access denied: `rejected`; OSS 5xx or network failure: `failed` (the
   platform retries). See `imm_batch_updater.oss_reader`.
 - Message id: `oss://bucket/key@eTag` (an upload's identity: FC's retries of one event share it).
@@ -19,21 +22,24 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 from urllib.parse import unquote, unquote_plus
 
-from imm_batch_updater import outcome as oc
-from imm_batch_updater.oss_reader import ReadFailure
-from imm_batch_updater.sources.base import Message, SourceFailure
+from imm_batch_updater.context import Context
+from imm_batch_updater.outcome import Status
+from imm_batch_updater.sources._body import decode_body
+from imm_batch_updater.sources.base import Delivery, EventTrigger, Message, SourceFailure, envelope_failure
+from imm_batch_updater.strictjson import Decoded
 
-
-def max_object_bytes(ctx: Any) -> int:
-    raw = os.environ.get("OSS_MAX_OBJECT_BYTES", "")
-    try:
-        return max(1, int(raw)) if raw.strip() else ctx.settings.max_body_bytes
-    except ValueError:
-        return ctx.settings.max_body_bytes
+# The events that mean "this key now holds a complete new object" (OSS event notification docs).
+FINISHED_OBJECT_EVENTS = frozenset(
+    {
+        "ObjectCreated:PutObject",
+        "ObjectCreated:PostObject",
+        "ObjectCreated:CopyObject",
+        "ObjectCreated:CompleteMultipartUpload",
+    }
+)
 
 
 def key_readings(raw_key: str) -> list[str]:
@@ -58,7 +64,7 @@ def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-class OssSource:
+class OssSource(EventTrigger):
     name = "oss"
 
     def matches(self, event: Any) -> bool:
@@ -67,65 +73,73 @@ class OssSource:
             isinstance(r, dict) and r.get("eventSource") == "acs:oss" for r in records
         )
 
-    def messages(self, event: dict[str, Any], ctx: Any) -> list[Message]:
-        out: list[Message] = []
+    def receive(self, event: Decoded, ctx: Context) -> Delivery:
+        messages: list[Message] = []
         # One read per (bucket, key, eTag) in the event: a repeated record gets the same message (and message id),
         # which the delivery then reports as a duplicate of the first.
-        reads: dict[tuple[str, str, Any], tuple[str, bytes] | ReadFailure] = {}
-        for i, record in enumerate(event["events"]):
-            out.extend(self._record(record, f"/events/{i}", ctx, reads))
-        return out
+        reads: dict[tuple[str, str, str], Any] = {}
+        for i, record in enumerate(event.value["events"]):
+            messages.extend(self._record(record, f"/events/{i}", event, ctx, reads))
+        return Delivery(messages)
 
     def _record(
-        self, record: Any, path: str, ctx: Any, reads: dict[tuple[str, str, Any], tuple[str, bytes] | ReadFailure]
+        self, record: Any, path: str, event: Decoded, ctx: Context, reads: dict[tuple[str, str, str], Any]
     ) -> list[Message]:
-        def fail(status: str, code: str, text: str, where: str = "", message_id: str | None = None) -> list[Message]:
-            failure = SourceFailure(status, code, text, path + where if status == oc.INVALID else "")
-            return [Message(source=self.name, message_id=message_id, failure=failure)]
+        def fail(status: Status, code: str, text: str, where: str = "", message_id: str | None = None) -> list[Message]:
+            failure = SourceFailure(status, code, text, path + where if status is Status.INVALID else "")
+            return [Message.of(self.name, message_id, failure)]
 
         if not isinstance(record, dict):
-            return fail(oc.INVALID, "InvalidEvent", "an OSS event record must be an object")
+            return fail(Status.INVALID, "InvalidEvent", "an OSS event record must be an object")
         name = record.get("eventName")
         if not isinstance(name, str):
-            return fail(oc.INVALID, "InvalidEvent", "the record has no eventName", "/eventName")
-        if not name.startswith("ObjectCreated:"):
-            return []  # removals and metadata changes carry no update
+            return fail(Status.INVALID, "InvalidEvent", "the record has no eventName", "/eventName")
+        if name not in FINISHED_OBJECT_EVENTS:
+            return []  # upload progress, appends, symlinks, removals: no finished object to read
+        faults = event.faults_under(path)
+        if faults:
+            return [Message.of(self.name, None, envelope_failure(faults, "the OSS event record"))]
         oss = _dict(record.get("oss"))
         bucket = _dict(oss.get("bucket")).get("name")
         obj = _dict(oss.get("object"))
         raw_key = obj.get("key")
         if not isinstance(bucket, str) or not bucket:
-            return fail(oc.INVALID, "InvalidEvent", "the record names no bucket", "/oss/bucket/name")
+            return fail(Status.INVALID, "InvalidEvent", "the record names no bucket", "/oss/bucket/name")
         if not isinstance(raw_key, str) or not key_readings(raw_key):
-            return fail(oc.INVALID, "InvalidEvent", "the record names no object key", "/oss/object/key")
+            return fail(Status.INVALID, "InvalidEvent", "the record names no object key", "/oss/object/key")
         etag = obj.get("eTag")
         suffix = f"@{etag}" if isinstance(etag, str) and etag else ""
         readings = key_readings(raw_key)
         message_id = f"oss://{bucket}/{readings[0]}{suffix}"
-        limit = max_object_bytes(ctx)
+        limit = ctx.settings.object_limit
         size = obj.get("size")
         if isinstance(size, int) and not isinstance(size, bool) and size > limit:
             text = f"the object is {size} bytes; the limit is {limit} (OSS_MAX_OBJECT_BYTES)"
-            return fail(oc.INVALID, "TooLarge", text, "/oss/object/size", message_id)
+            return fail(Status.INVALID, "TooLarge", text, "/oss/object/size", message_id)
         region = record.get("region")
         found = reads.get((bucket, raw_key, suffix))
         if found is None:
             region = region if isinstance(region, str) else None
-            found = reads[(bucket, raw_key, suffix)] = _read_first(ctx.oss_reader(), bucket, readings, region, limit)
-        if isinstance(found, ReadFailure):
+            found = reads[(bucket, raw_key, suffix)] = _read_first(ctx, bucket, readings, region, limit)
+        if isinstance(found, SourceFailure):
             return fail(found.status, found.code, found.message, _POINTERS.get(found.code, ""), message_id)
-        key, body = found
-        return [Message(source=self.name, message_id=f"oss://{bucket}/{key}{suffix}", body=body)]
+        key, data = found
+        body = decode_body(data, "the object", limit, base64_allowed=False)
+        return [Message.of(self.name, f"oss://{bucket}/{key}{suffix}", body)]
 
 
 def _read_first(
-    reader: Any, bucket: str, readings: list[str], region: str | None, limit: int
-) -> tuple[str, bytes] | ReadFailure:
-    """(key, bytes) of the first reading of the key that exists, else the ReadFailure that ended the search."""
-    key, rest = readings[0], readings[1:]
-    try:
-        return key, reader.read(bucket, key, region, limit)
-    except ReadFailure as exc:
-        if exc.code == "NoSuchKey" and rest:
-            return _read_first(reader, bucket, rest, region, limit)  # the next reading of the encoded key
-        return exc
+    ctx: Context, bucket: str, readings: list[str], region: str | None, limit: int
+) -> tuple[str, bytes] | SourceFailure:
+    """(key, bytes) of the first reading of the key that exists, else the failure that ended the search."""
+    from imm_batch_updater.oss_reader import OssReader, ReadFailure
+
+    reader = OssReader(ctx)
+    for n, key in enumerate(readings):
+        try:
+            return key, reader.read(bucket, key, region, limit)
+        except ReadFailure as exc:
+            if exc.code == "NoSuchKey" and n + 1 < len(readings):
+                continue  # the next reading of the encoded key
+            return SourceFailure(exc.status, exc.code, exc.message)
+    raise AssertionError("unreachable: readings is never empty")

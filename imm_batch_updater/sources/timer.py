@@ -1,6 +1,10 @@
 """Timer trigger (scheduled reconfiguration): the trigger's configured `payload` string is the document or array::
 
-    {"triggerTime": "2023-12-26T07:49:00Z", "triggerName": "nightly", "payload": "{\"ProjectName\": …}"}
+    {"triggerTime": "2023-12-26T07:49:00Z", "triggerName": "nightly", "payload": "{\\"ProjectName\\": …}"}
+
+The payload may also name a config object, `{"Source": "oss://bucket/key"}`, whose documents are applied (read
+with the role's credentials under the OSS trigger's rules: see `sources.config_object`), so a schedule's content
+can change without a redeploy.
 
 An empty or missing payload is `invalid` with a message saying where to put the document (a timer created
 without a payload fires with `""`). Message id: `triggerName@triggerTime`, unique per firing, so FC's retries of
@@ -11,27 +15,36 @@ from __future__ import annotations
 
 from typing import Any
 
-from imm_batch_updater import outcome as oc
-from imm_batch_updater.sources.base import Message, SourceFailure
+from imm_batch_updater.context import Context
+from imm_batch_updater.outcome import Status
+from imm_batch_updater.sources._body import decode_body
+from imm_batch_updater.sources.base import Delivery, EventTrigger, Message, SourceFailure, envelope_failure
+from imm_batch_updater.sources.config_object import resolve_source
+from imm_batch_updater.strictjson import Decoded, Fault
 
 
-class TimerSource:
+class TimerSource(EventTrigger):
     name = "timer"
 
     def matches(self, event: Any) -> bool:
         return isinstance(event, dict) and "triggerTime" in event and "triggerName" in event
 
-    def messages(self, event: dict[str, Any], ctx: Any) -> list[Message]:
-        name, when = event.get("triggerName"), event.get("triggerTime")
+    def receive(self, event: Decoded, ctx: Context) -> Delivery:
+        value = event.value
+        name, when = value.get("triggerName"), value.get("triggerTime")
         message_id = f"{name}@{when}" if isinstance(name, str) and isinstance(when, str) else None
-        payload = event.get("payload")
-        if isinstance(payload, str) and payload.strip():
-            return [Message(source=self.name, message_id=message_id, body=payload.encode("utf-8"))]
+        around = tuple(f for f in event.faults if f[0] != "/payload")
+        if around:
+            return Delivery([Message.of(self.name, message_id, envelope_failure(around, "the timer event"))])
+        payload = value.get("payload")
+        if isinstance(payload, Fault) or (isinstance(payload, str) and payload.strip()):
+            body = decode_body(payload, "/payload", ctx.settings.max_body_bytes, base64_allowed=False)
+            return Delivery([resolve_source(Message.of(self.name, message_id, body), ctx)])
         if payload is None or isinstance(payload, str):
             text = "the timer payload is empty: set the trigger's payload to an update document (a JSON string)"
             code = "EmptyPayload"
         else:
             text = "the timer payload must be a string holding the update document as JSON"
             code = "InvalidEvent"
-        failure = SourceFailure(oc.INVALID, code, text, "/payload")
-        return [Message(source=self.name, message_id=message_id, failure=failure)]
+        failure = SourceFailure(Status.INVALID, code, text, "/payload")
+        return Delivery([Message.of(self.name, message_id, failure)])

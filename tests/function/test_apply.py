@@ -162,11 +162,17 @@ def test_which_refusals_name_the_batch_state(message, names_it):
 
 
 def test_a_get_batch_answer_without_the_batch_is_failed_not_a_conflict(invoke, emu):
-    emu.faults.inject("GetBatch", "error", count=1, status=200, code="Odd", message="no batch in this answer")
+    emu.faults.inject("GetBatch", "error", count=10, status=200, code="Odd", message="no batch in this answer")
     status, body, _ = invoke.post({"ProjectName": PROJECT, "Id": READY, **TAGS})
     [result] = body["results"]
     assert status == 502 and result["status"] == "failed" and result["error"]["code"] == "InvalidResponse"
-    assert emu.calls(action="UpdateBatch") == []
+    assert result["attempts"] == 4 and emu.calls(action="UpdateBatch") == []
+
+
+def test_one_answer_that_is_not_imms_is_retried(invoke, emu):
+    emu.faults.inject("GetBatch", "error", count=1, status=200, code="Odd", message="no batch in this answer")
+    status, body, _ = invoke.post({"ProjectName": PROJECT, "Id": READY, **TAGS})
+    assert status == 200 and body["results"][0]["attempts"] == 3  # GetBatch twice, then UpdateBatch
 
 
 def test_other_client_error_is_rejected_422(invoke, emu):

@@ -2,21 +2,39 @@
 
 from __future__ import annotations
 
+import pytest
+
 from imm_batch_updater.config import Settings
+from imm_batch_updater.context import EndpointUnknown, endpoint
+
+
+def imm_endpoint(env: dict[str, str], region: str | None) -> str:
+    s = Settings.from_env(env)
+    where = endpoint(
+        "imm",
+        s.imm_endpoint,
+        variable="IMM_ENDPOINT",
+        region=region,
+        network=s.imm_network,
+        default_scheme=s.imm_protocol,
+    )
+    return where.url
 
 
 def test_endpoint_from_region_public_and_vpc():
-    assert Settings.from_env({}).endpoint("cn-shanghai") == "imm.cn-shanghai.aliyuncs.com"
-    assert Settings.from_env({"IMM_NETWORK": "vpc"}).endpoint("cn-shanghai") == "imm-vpc.cn-shanghai.aliyuncs.com"
-    assert Settings.from_env({"IMM_ENDPOINT": "127.0.0.1:9100"}).endpoint("cn-shanghai") == "127.0.0.1:9100"
-    assert Settings.from_env({}).endpoint(None) is None
+    assert imm_endpoint({}, "cn-shanghai") == "https://imm.cn-shanghai.aliyuncs.com"
+    assert imm_endpoint({"IMM_NETWORK": "vpc"}, "cn-shanghai") == "https://imm-vpc.cn-shanghai.aliyuncs.com"
+    assert imm_endpoint({"IMM_ENDPOINT": "127.0.0.1:9100", "IMM_PROTOCOL": "http"}, "x") == "http://127.0.0.1:9100"
+    assert imm_endpoint({"IMM_ENDPOINT": "http://127.0.0.1:9100"}, None) == "http://127.0.0.1:9100"
+    with pytest.raises(EndpointUnknown, match="IMM_ENDPOINT or IMM_REGION"):
+        imm_endpoint({}, None)
 
 
-def test_region_order(monkeypatch):
-    monkeypatch.setenv("FC_REGION", "cn-beijing")
-    assert Settings.from_env({"IMM_REGION": "eu-central-1"}).region("cn-hangzhou") == "eu-central-1"
-    assert Settings.from_env({}).region("cn-hangzhou") == "cn-hangzhou"
-    assert Settings.from_env({}).region(None) == "cn-beijing"
+def test_region_order():
+    env = {"FC_REGION": "cn-beijing"}
+    assert Settings.from_env({**env, "IMM_REGION": "eu-central-1"}).region("cn-hangzhou") == "eu-central-1"
+    assert Settings.from_env(env).region("cn-hangzhou") == "cn-hangzhou"
+    assert Settings.from_env(env).region(None) == "cn-beijing"
 
 
 def test_defaults():
@@ -49,22 +67,34 @@ def test_an_unrecognised_precheck_value_keeps_the_default_and_warns():
     assert Settings.from_env({"IMM_PRECHECK": " On "}).imm_precheck is True
 
 
-def test_current_reparses_when_a_variable_changes(monkeypatch):
+def test_settings_are_parsed_once_per_instance_until_reloaded(monkeypatch):
+    """FC fixes an instance's environment: parsed once, kept; `reload` (what tests do on every change) re-reads."""
     monkeypatch.setenv("IMM_MAX_ATTEMPTS", "3")
     first = Settings.current()
     assert Settings.current() is first and first.max_attempts == 3
-    monkeypatch.setenv("IMM_MAX_ATTEMPTS", "5")
-    assert Settings.current().max_attempts == 5
-    monkeypatch.delenv("IMM_MAX_ATTEMPTS")
+    import os
+
+    os.environ["IMM_MAX_ATTEMPTS"] = "5"  # behind the instance's back: not seen until reloaded
+    try:
+        assert Settings.current() is first
+        Settings.reload()
+        assert Settings.current().max_attempts == 5
+    finally:
+        monkeypatch.delenv("IMM_MAX_ATTEMPTS")
     assert Settings.current().max_attempts == 4
 
 
-def test_the_cache_key_covers_every_variable_from_env_reads():
+def test_every_variable_the_code_reads_is_documented_in_the_readme():
+    """Each environment variable the package reads (through `Settings` or a sink's `configure`) has a README row."""
     import re
     from pathlib import Path
 
-    import imm_batch_updater.config as config
-
-    source = Path(config.__file__).read_text()
-    read = set(re.findall(r'env\.get\("([A-Z_]+)"\)', source)) | set(re.findall(r'integer\("([A-Z_]+)"', source))
-    assert read == {k.decode() for k in config._ENV_KEYS}
+    root = Path(__file__).resolve().parents[2]
+    source = "\n".join(p.read_text() for p in (root / "imm_batch_updater").rglob("*.py"))
+    read = set(re.findall(r'(?:env\.get|text\(env,|integer)\(?\s*"([A-Z][A-Z0-9_]+)"', source))
+    read |= {
+        n for v in re.findall(r"variables(?:: [^=]*)? = \(([^)]*)\)", source) for n in re.findall(r'"([A-Z_]+)"', v)
+    }
+    assert {"IMM_ENDPOINT", "WORK_QUEUE", "IMM_MAX_QPS", "RESULT_MNS_TOPIC", "OSS_MAX_OBJECT_BYTES"} <= read
+    readme = (root / "README.md").read_text()
+    assert sorted(n for n in read if f"`{n}`" not in readme) == []

@@ -134,7 +134,7 @@ def test_the_sdk_client_is_reused_while_credentials_are_unchanged(invoke, emu, s
     rotated = StsKey()
     emu.keyring.add(rotated.access_key_id, rotated.access_key_secret, rotated.security_token)
     invoke.direct(DOC, context=fc_context(rotated))
-    assert len(imm._clients) == 2 and all(k[3][0] in {sts.access_key_id, rotated.access_key_id} for k in imm._clients)
-    assert imm._clients_last[1] is not first and imm._clients_last[0][3][0] == rotated.access_key_id
+    assert len(imm._clients) == 2 and all(k[2][0] in {sts.access_key_id, rotated.access_key_id} for k in imm._clients)
+    assert imm._clients_last[1] is not first and imm._clients_last[0][2][0] == rotated.access_key_id
     invoke.direct(DOC)  # the first keys again: their client, from the cache
     assert imm._clients_last[1] is first and len(imm._clients) == 2

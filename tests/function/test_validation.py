@@ -7,7 +7,7 @@ import json
 import pytest
 
 from imm_batch_updater.config import Settings
-from imm_batch_updater.documents import UpdateRequest, parse_message
+from imm_batch_updater.documents import UpdateRequest, documents_of
 from imm_batch_updater.outcome import Outcome
 from imm_batch_updater.sources.base import Message
 from imm_batch_updater.validation import schema, validate
@@ -51,7 +51,7 @@ def test_no_change_field_is_refused():
 
 def test_missing_required_fields_point_at_the_field():
     problems = paths({"Tags": {"a": "b"}})
-    assert ("/Id", "is required") in problems and ("/ProjectName", "is required") in problems
+    assert ("/Id", "is required (or Selector instead)") in problems and ("/ProjectName", "is required") in problems
 
 
 @pytest.mark.parametrize(
@@ -108,14 +108,18 @@ def test_errors_never_echo_values():
 
 
 def parse(body, **env):
+    """What a trigger makes of a message body: decoded once (`_body.decode_body`), then split and validated."""
+    from imm_batch_updater.sources._body import decode_body
+
     settings = Settings.from_env(env)
-    return parse_message(Message(source="direct", message_id="m1", body=body), settings)
+    decoded = decode_body(body, "/body", settings.max_body_bytes, base64_allowed=False)
+    return documents_of(Message.of("direct", "m1", decoded), settings)
 
 
 def test_not_json_is_invalid_with_a_whole_document_path():
     [result] = parse(b"{not json")
     assert isinstance(result, Outcome) and result.status == "invalid"
-    assert result.error.details[0]["path"] == "" and "not valid JSON" in result.error.details[0]["message"]
+    assert result.error.details[0].path == "" and "not valid JSON" in result.error.details[0].message
 
 
 @pytest.mark.parametrize("body", [b"\xff\xfe\x00", b'{"a": NaN}', b"[" * 100_000])
@@ -144,7 +148,9 @@ def test_imm_project_fills_a_missing_project_name():
     [item] = parse(b'{"Id": "b", "Tags": {"a": "b"}}', IMM_PROJECT="default-project")
     assert isinstance(item, UpdateRequest) and item.project == "default-project"
     [missing] = parse(b'{"Id": "b", "Tags": {"a": "b"}}')
-    assert missing.status == "invalid" and {"path": "/ProjectName", "message": "is required"} in missing.error.details
+    assert missing.status == "invalid" and ("/ProjectName", "is required") in [
+        (d.path, d.message) for d in missing.error.details
+    ]
 
 
 def test_oversized_message_is_invalid():

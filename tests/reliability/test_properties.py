@@ -32,6 +32,7 @@ def test_generated_documents_are_valid(doc):
 @settings(suppress_health_check=FIXTURES_OK, deadline=None, max_examples=60)
 @given(doc=VALID)
 def test_valid_documents_reach_imm_with_exactly_their_fields(invoke, emu, doc):
+    doc = {k: v for k, v in doc.items() if k not in ("Selector", "MaxBatches")}  # one batch: this one
     doc = {**doc, "ProjectName": PROJECT, "Id": READY, "DryRun": False, "Resume": False}
     emu.imm.set_state(PROJECT, READY, "Ready")
     before = emu.imm.get_batch(PROJECT, READY)
@@ -48,6 +49,8 @@ def test_valid_documents_reach_imm_with_exactly_their_fields(invoke, emu, doc):
 def _containers(doc, path=()):
     """Every object in the document that has a closed set of keys, with its JSON path."""
     yield path, doc
+    if isinstance(doc.get("Selector"), dict):
+        yield ("Selector",), doc["Selector"]
     if isinstance(doc.get("Input"), dict):
         yield ("Input",), doc["Input"]
         if isinstance(doc["Input"].get("OSS"), dict):
@@ -89,6 +92,10 @@ def mutated(draw):
             "MatchExpressions",
             "Name",
             "Parameters",
+            "Selector",
+            "MaxBatches",
+            "State",
+            "TagSelector",
         }:
             name = name + "Typo"
         target[name] = draw(st.one_of(st.integers(), st.text(max_size=5)))
@@ -98,9 +105,11 @@ def mutated(draw):
         doc[field] = draw(st.sampled_from([[], {}, 3.5] if field in ("ProjectName", "Id") else ["yes", 1, None]))
         return doc, f"/{field}"
     if kind == "missing":
-        field = draw(st.sampled_from(["ProjectName", "Id"]))
-        doc.pop(field)
-        return doc, f"/{field}"
+        if draw(st.booleans()):
+            doc.pop("ProjectName")
+            return doc, "/ProjectName"
+        doc.pop("Id", None), doc.pop("Selector", None), doc.pop("MaxBatches", None)
+        return doc, "/Id"  # exactly one of Id and Selector is required: pointed at Id
     doc["Id"] = "b" * draw(st.integers(129, 5000))
     return doc, "/Id"
 
@@ -117,19 +126,86 @@ def test_mutated_documents_are_refused_with_their_path(invoke, emu, case):
     assert json.dumps(result)  # serialisable, no exception objects inside
 
 
+def _fast_valid(doc) -> bool:
+    import fastjsonschema
+
+    from imm_batch_updater.validation import fast_check
+
+    try:
+        fast_check()(doc)
+    except fastjsonschema.JsonSchemaException:
+        return False
+    return True
+
+
+def _full_valid(doc) -> bool:
+    from imm_batch_updater.validation import _describer
+
+    return not list(_describer().iter_errors(doc))
+
+
 @settings(suppress_health_check=FIXTURES_OK, deadline=None, max_examples=300)
 @given(case=st.one_of(VALID.map(lambda d: (d, "")), mutated()))
 def test_fast_and_full_validators_agree(case):
-    """The fastjsonschema fast path and jsonschema's full report never disagree on validity."""
-    import fastjsonschema
-    from jsonschema import Draft202012Validator
-
-    from imm_batch_updater.validation import _fast_check
-
+    """The fastjsonschema decision and jsonschema's report never disagree on validity."""
     doc, _ = case
-    try:
-        _fast_check()(doc)
-        fast_ok = True
-    except fastjsonschema.JsonSchemaException:
-        fast_ok = False
-    assert fast_ok == Draft202012Validator(schema()).is_valid(doc)
+    assert _fast_valid(doc) == _full_valid(doc)
+
+
+# Strings made of what tells regex dialects apart: line ends where `$` may match, control characters, lone
+# surrogates, letters outside ASCII (where `\w`/`\d` differ), and the characters the schema's patterns allow.
+TRICKY = st.text(
+    alphabet=st.one_of(
+        st.sampled_from(list("abz09-_/.=")),
+        st.sampled_from(["\n", "\r", "\t", "\x00", "\x1f", "\x7f", "\x85", "\u2028", "\u2029", "\ufeff"]),
+        st.sampled_from(["\ud800", "\udfff", "é", "ß", "Ж", "٣", "𝟘", "Ａ"]),
+    ),
+    max_size=12,
+).flatmap(lambda t: st.sampled_from([t, t + "\n", "a" + t, "abc" + t + "\n"]))
+
+STRING_FIELDS = [
+    ("ProjectName",),
+    ("Id",),
+    ("Input", "OSS", "Bucket"),
+    ("Input", "OSS", "Prefix"),
+    ("Actions", 0, "Name"),
+    ("Actions", 0, "Parameters", 0),
+    ("Tags", "k"),
+    ("Selector", "TagSelector"),
+    ("Selector", "State"),
+]
+
+
+@st.composite
+def tricky_documents(draw):
+    doc = {
+        "ProjectName": "p",
+        "Id": "b",
+        "Input": {"OSS": {"Bucket": "demo-bucket", "Prefix": "in/"}},
+        "Actions": [{"Name": "doc/convert", "Parameters": ["pages=3"]}],
+        "Tags": {"k": "v"},
+    }
+    path = draw(st.sampled_from(STRING_FIELDS))
+    if path[0] == "Selector":
+        doc.pop("Id")
+        doc["Selector"] = {"State": "Ready"}
+    target = doc
+    for part in path[:-1]:
+        target = target[part]
+    target[path[-1]] = draw(TRICKY)
+    return doc, path
+
+
+@settings(suppress_health_check=FIXTURES_OK, deadline=None, max_examples=600)
+@given(case=tricky_documents())
+def test_validators_agree_on_strings_that_tell_regex_dialects_apart(case):
+    """One validity decision: whatever the string, both validators say the same, and a pattern field that ends
+    with a newline (where Python's `$` would still match) is never valid."""
+    doc, path = case
+    fast = _fast_valid(doc)
+    assert fast == _full_valid(doc), (path, doc)
+    value = doc
+    for part in path:
+        value = value[part]
+    if path[-1] in ("ProjectName", "Id", "Bucket", "Name", "TagSelector") and value.endswith("\n"):
+        assert not fast, (path, value)

@@ -14,9 +14,10 @@ import pytest
 
 from emulator.server import Keyring, Request
 from emulator.signature import verify_acs3
-from imm_batch_updater.outcome import Outcome
-from imm_batch_updater.sinks import common, fc_function
-from imm_batch_updater.sinks.base import Invocation
+from imm_batch_updater.config import Settings
+from imm_batch_updater.outcome import Outcome, Status
+from imm_batch_updater.sinks import fc_function
+from imm_batch_updater.sinks.base import Invocation, SinkConfigError
 from tests.conftest import _LOGGED, PROJECT, READY, RUNNING, StsKey, find_leaks
 from tests.sinks.conftest import Received, Reply, log_records, messages
 
@@ -132,12 +133,16 @@ def test_refuses_itself_as_an_fc2_style_name(fc_env, invoke, receiver, capsys, s
 
 
 def test_default_endpoint():
-    ctx = SimpleNamespace(raw={"account_id": "1234567890"}, region="cn-hangzhou")
-    assert fc_function.endpoint_for(common.SinkSettings(), ctx) == ("https", "1234567890.cn-hangzhou.fc.aliyuncs.com")
-    vpc = common.SinkSettings(network="vpc")
-    assert fc_function.endpoint_for(vpc, ctx) == ("https", "1234567890.cn-hangzhou-internal.fc.aliyuncs.com")
-    with pytest.raises(common.SinkConfigError):
-        fc_function.endpoint_for(common.SinkSettings(), SimpleNamespace(raw={}, region=None))
+    config = fc_function.Config("fn")
+
+    def ctx(region, **env):
+        return SimpleNamespace(account_id="1234567890", region=region, settings=Settings.from_env(env))
+
+    assert fc_function.endpoint_for(config, ctx("cn-hangzhou")).url == "https://1234567890.cn-hangzhou.fc.aliyuncs.com"
+    vpc = fc_function.endpoint_for(config, ctx("cn-hangzhou", IMM_NETWORK="vpc"))
+    assert vpc.url == "https://1234567890.cn-hangzhou-internal.fc.aliyuncs.com"
+    with pytest.raises(SinkConfigError, match="RESULT_FC_ENDPOINT"):
+        fc_function.endpoint_for(config, ctx(None))
 
 
 @pytest.mark.parametrize(
@@ -160,7 +165,7 @@ def test_bad_target_names(value):
 
 
 def test_large_deliveries_are_split_below_the_async_payload_limit():
-    outcomes = [Outcome(status="updated", project="p" * 100, batch_id=f"b-{i:04d}" + "x" * 100) for i in range(600)]
+    outcomes = [Outcome(Status.UPDATED, project="p" * 100, batch_id=f"b-{i:04d}" + "x" * 100) for i in range(600)]
     payloads = fc_function.chunks(outcomes, Invocation("r", "f", "direct"), 1)
     assert len(payloads) > 1
     assert all(len(p) <= fc_function.MAX_ASYNC_PAYLOAD_BYTES for p in payloads)

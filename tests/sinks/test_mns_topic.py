@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
 import pytest
 
 from imm_batch_updater.app import DeliveryIncomplete
-from imm_batch_updater.outcome import ErrorInfo, Outcome
-from imm_batch_updater.sinks import common, mns_topic
+from imm_batch_updater.config import Settings
+from imm_batch_updater.outcome import Detail, ErrorInfo, Outcome, Status
+from imm_batch_updater.sinks import mns_topic
 from imm_batch_updater.sinks.base import Invocation
 from tests.conftest import PROJECT, READY, RUNNING, StsKey, fc_context
 from tests.sinks.conftest import log_records, messages
@@ -160,18 +160,25 @@ def test_nothing_selected_means_no_request(mns_env, invoke, emu):
     assert emu.calls(action="PublishMessage") == []
 
 
-def test_default_endpoint_from_account_and_region(monkeypatch):
-    settings = common.SinkSettings(mns_topic=TOPIC)
-    ctx = SimpleNamespace(raw=SimpleNamespace(account_id="1234567890"), region="cn-shanghai")
-    assert mns_topic.endpoint_for(settings, ctx) == "https://1234567890.mns.cn-shanghai.aliyuncs.com"
-    vpc = common.SinkSettings(mns_topic=TOPIC, network="vpc")
-    assert mns_topic.endpoint_for(vpc, ctx) == "https://1234567890.mns.cn-shanghai-internal.aliyuncs.com"
-    monkeypatch.setenv("FC_ACCOUNT_ID", "999")
-    no_account = SimpleNamespace(raw=SimpleNamespace(), region="cn-beijing")
-    assert mns_topic.endpoint_for(settings, no_account) == "https://999.mns.cn-beijing.aliyuncs.com"
-    local = common.SinkSettings(mns_topic=TOPIC, mns_endpoint="http://127.0.0.1:9100/")
+def test_default_endpoint_from_account_and_region(sts):
+    from imm_batch_updater.context import InvocationContext
+    from tests.conftest import fc_context
+
+    config = mns_topic.Config(TOPIC)
+
+    def ctx(region="cn-shanghai", account="1234567890", **env):
+        context = fc_context(sts, region=region)
+        context.account_id = account
+        return InvocationContext(context, Settings.from_env(env))
+
+    assert mns_topic.endpoint_for(config, ctx()) == "https://1234567890.mns.cn-shanghai.aliyuncs.com"
+    vpc = ctx(IMM_NETWORK="vpc")
+    assert mns_topic.endpoint_for(config, vpc) == "https://1234567890.mns.cn-shanghai-internal.aliyuncs.com"
+    no_account = ctx("cn-beijing", None, FC_ACCOUNT_ID="999")
+    assert mns_topic.endpoint_for(config, no_account) == "https://999.mns.cn-beijing.aliyuncs.com"
+    local = mns_topic.Config(TOPIC, endpoint="http://127.0.0.1:9100/")
     assert mns_topic.endpoint_for(local, no_account) == "http://127.0.0.1:9100"
-    bare = common.SinkSettings(mns_topic=TOPIC, mns_endpoint="123.mns.cn-hangzhou.aliyuncs.com")
+    bare = mns_topic.Config(TOPIC, endpoint="123.mns.cn-hangzhou.aliyuncs.com")
     assert mns_topic.endpoint_for(bare, no_account) == "https://123.mns.cn-hangzhou.aliyuncs.com"
 
 
@@ -187,13 +194,13 @@ def test_unknown_endpoint_is_reported_not_guessed(fn_env, invoke, emu, capsys, s
 
 
 def test_an_oversized_result_is_trimmed_below_the_message_limit():
-    details = [{"path": f"/Tags/k{i}", "message": "x" * 200} for i in range(1000)]
-    outcome = Outcome(status="invalid", error=ErrorInfo("InvalidDocument", "bad", details))
+    details = tuple(Detail(f"/Tags/k{i}", "x" * 200) for i in range(1000))
+    outcome = Outcome(Status.INVALID, error=ErrorInfo("InvalidDocument", "bad", details))
     body = mns_topic._body(outcome, Invocation("r", "f", "direct"), 1)
     assert len(body.encode()) <= mns_topic.MAX_MESSAGE_BYTES
     result = json.loads(body)["data"]["result"]
     assert (
         result["truncated"] is True and result["status"] == "invalid" and result["error"]["code"] == "InvalidDocument"
     )
-    small = mns_topic._body(Outcome(status="updated", resumed=False), Invocation("r", "f", "direct"), 1)
+    small = mns_topic._body(Outcome(Status.UPDATED, resumed=False), Invocation("r", "f", "direct"), 1)
     assert "truncated" not in json.loads(small)["data"]["result"]

@@ -11,9 +11,11 @@ from types import SimpleNamespace
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from imm_batch_updater import outcome as oc
+from imm_batch_updater.config import SINK_FILTERS, Settings
 from imm_batch_updater.outcome import Outcome
-from imm_batch_updater.sinks import common, configured
+from imm_batch_updater.outcome import Status as oc
+from imm_batch_updater.sinks import configured_sinks
+from imm_batch_updater.sinks.base import select
 from tests.conftest import PROJECT, READY, ROOT, RUNNING, new_secret
 from tests.sinks.conftest import Reply, log_records, messages
 
@@ -23,12 +25,14 @@ DEAD_LETTERS = {oc.INVALID, oc.NOT_FOUND, oc.CONFLICT, oc.REJECTED}
 
 
 def ctx():
-    return SimpleNamespace(raw=SimpleNamespace(account_id="1"), region="cn-hangzhou", request_id="r", function_name="f")
+    return SimpleNamespace(
+        settings=Settings.current(), account_id="1", region="cn-hangzhou", request_id="r", function_name="f"
+    )
 
 
 def test_no_configuration_no_sinks(monkeypatch):
     monkeypatch.delenv("WEBHOOK_SECRET", raising=False)
-    assert configured(ctx()) == []
+    assert Settings.current().sinks == () and configured_sinks(ctx()) == []
 
 
 def test_each_variable_enables_its_sink(monkeypatch):
@@ -36,7 +40,7 @@ def test_each_variable_enables_its_sink(monkeypatch):
     monkeypatch.setenv("RESULT_WEBHOOK_URL", "https://example.com/hook")
     monkeypatch.setenv("RESULT_WEBHOOK_SECRET", new_secret())
     monkeypatch.setenv("RESULT_FC_FUNCTION", "other-function")
-    assert [s.name for s in configured(ctx())] == ["mns_topic", "webhook", "fc_function"]
+    assert [s.name for s in configured_sinks(ctx())] == ["mns_topic", "webhook", "fc_function"]
 
 
 @pytest.mark.parametrize(
@@ -49,39 +53,44 @@ def test_each_variable_enables_its_sink(monkeypatch):
 )
 def test_filter_modes(mode, expected):
     outcomes = [Outcome(status=s) for s in ALL_STATUSES]
-    assert {o.status for o in common.select(outcomes, mode)} == expected
+    assert {o.status for o in select(outcomes, mode)} == expected
 
 
 def test_every_filter_mode_sends_the_dead_letters():
     outcomes = [Outcome(status=s) for s in ALL_STATUSES]
-    for mode in common.FILTERS:
-        assert DEAD_LETTERS <= {o.status for o in common.select(outcomes, mode)}, mode
+    for mode in SINK_FILTERS:
+        assert DEAD_LETTERS <= {o.status for o in select(outcomes, mode)}, mode
 
 
 def test_an_unknown_filter_falls_back_to_all_with_a_warning():
-    settings = common.SinkSettings.from_env({"RESULT_SINK_FILTER": "only-good-news", "RESULT_MNS_FILTER": "bogus"})
-    assert settings.filter == "all" and settings.mns_filter == "all"
-    assert len(settings.warnings) == 2 and "RESULT_SINK_FILTER" in settings.warnings[0]
+    settings = Settings.from_env(
+        {"RESULT_SINK_FILTER": "only-good-news", "RESULT_MNS_TOPIC": "t", "RESULT_MNS_FILTER": "bogus"}
+    )
+    [mns] = settings.sinks
+    assert settings.sink_filter == "all" and mns.filter == "all"
+    assert len(settings.warnings) == 2 and any("RESULT_SINK_FILTER" in w for w in settings.warnings)
 
 
 @pytest.mark.parametrize(
     ("env", "field", "value"),
     [
-        ({"RESULT_SINK_TIMEOUT_MS": "abc"}, "timeout_ms", common.DEFAULT_TIMEOUT_MS),
-        ({"RESULT_SINK_TIMEOUT_MS": "5"}, "timeout_ms", common.DEFAULT_TIMEOUT_MS),
-        ({"RESULT_SINK_TIMEOUT_MS": "1500"}, "timeout_ms", 1500),
-        ({"RESULT_SINK_ATTEMPTS": "9"}, "attempts", common.DEFAULT_ATTEMPTS),
-        ({"RESULT_SINK_ATTEMPTS": "3"}, "attempts", 3),
+        ({"RESULT_SINK_TIMEOUT_MS": "abc"}, "sink_timeout_ms", 5000),
+        ({"RESULT_SINK_TIMEOUT_MS": "5"}, "sink_timeout_ms", 5000),
+        ({"RESULT_SINK_TIMEOUT_MS": "1500"}, "sink_timeout_ms", 1500),
+        ({"RESULT_SINK_ATTEMPTS": "9"}, "sink_attempts", 2),
+        ({"RESULT_SINK_ATTEMPTS": "3"}, "sink_attempts", 3),
         ({"TRIGGER_MNS_TOPICS": "a, acs:mns:r:1:/topics/b/messages c"}, "trigger_mns_topics", ("a", "b", "c")),
     ],
 )
 def test_settings(env, field, value):
-    assert getattr(common.SinkSettings.from_env(env), field) == value
+    assert getattr(Settings.from_env(env), field) == value
 
 
 def test_settings_repr_hides_secrets():
     secret = new_secret()
-    settings = common.SinkSettings.from_env({"RESULT_WEBHOOK_SECRET": secret, "WEBHOOK_SECRET": secret})
+    settings = Settings.from_env(
+        {"RESULT_WEBHOOK_URL": "https://x/h", "RESULT_WEBHOOK_SECRET": secret, "WEBHOOK_SECRET": secret}
+    )
     assert secret not in repr(settings)
 
 

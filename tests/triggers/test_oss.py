@@ -6,13 +6,12 @@ import json
 import logging
 import time
 import tracemalloc
-from types import SimpleNamespace
 
 import pytest
 
 from imm_batch_updater.app import DeliveryIncomplete
 from imm_batch_updater.config import Settings
-from imm_batch_updater.oss_reader import OssReader, ReadFailure
+from imm_batch_updater.context import EndpointUnknown, endpoint
 from tests.conftest import FAILED, PROJECT, READY, StsKey, fc_context
 from tests.triggers.events import DOC, oss_event, oss_record, pointer, run, statuses
 
@@ -204,16 +203,19 @@ def test_signature_errors_never_log_the_token(invoke, emu, sts, caplog):
 
 
 # ---- endpoint choice (unit level: no OSS call) ---------------------------------------------------------------------
-def reader(region: str | None = "cn-shanghai", **env: str) -> OssReader:
-    return OssReader(SimpleNamespace(settings=Settings.from_env(env), region=region))
+def oss_url(region: str | None = "cn-hangzhou", **env: str) -> str:
+    settings = Settings.from_env(env)
+    return endpoint(
+        "oss", settings.oss_endpoint, variable="OSS_ENDPOINT", region=region, network=settings.imm_network
+    ).url
 
 
 def test_endpoint_choice():
-    assert reader().endpoint("cn-hangzhou") == "https://oss-cn-hangzhou.aliyuncs.com"
-    assert reader(IMM_NETWORK="vpc").endpoint("cn-hangzhou") == "https://oss-cn-hangzhou-internal.aliyuncs.com"
-    assert reader(OSS_ENDPOINT="oss-cn-beijing-internal.aliyuncs.com").endpoint("x") == (
+    assert oss_url() == "https://oss-cn-hangzhou.aliyuncs.com"
+    assert oss_url(IMM_NETWORK="vpc") == "https://oss-cn-hangzhou-internal.aliyuncs.com"
+    assert oss_url("x", OSS_ENDPOINT="oss-cn-beijing-internal.aliyuncs.com") == (
         "https://oss-cn-beijing-internal.aliyuncs.com"
     )
-    assert reader(OSS_ENDPOINT="http://127.0.0.1:9100").endpoint("x") == "http://127.0.0.1:9100"
-    with pytest.raises(ReadFailure, match="region"):
-        reader(region=None).endpoint(None)
+    assert oss_url("x", OSS_ENDPOINT="http://127.0.0.1:9100") == "http://127.0.0.1:9100"
+    with pytest.raises(EndpointUnknown, match="OSS_ENDPOINT or IMM_REGION"):
+        oss_url(None)

@@ -1,0 +1,130 @@
+"""One invocation's view of FC's `context`, and the service endpoints derived from it and the settings.
+
+FC's context object (python3.10 runtime: `FCContext`) has `request_id`, `credentials` (`access_key_id`,
+`access_key_secret`, `security_token`), `function` (`name`, `handler`, `memory`, `timeout`), `region` and
+`account_id`; any of them may be missing (python3.12 drops `credentials`; local runs pass a dict or nothing), so
+they are read with `attr`, which takes objects and dicts alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from imm_batch_updater import credentials as creds
+from imm_batch_updater.config import DEFAULT_TIMEOUT_S, Settings
+from imm_batch_updater.retry import Deadline
+
+
+def attr(obj: Any, *path: str) -> Any:
+    """`obj.a.b` or `obj["a"]["b"]` (mixed freely); None as soon as a step is missing."""
+    for name in path:
+        if obj is None:
+            return None
+        obj = obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+    return obj
+
+
+class Context(Protocol):
+    """What sources and sinks may use of an invocation."""
+
+    settings: Settings
+    request_id: str | None
+    function_name: str | None
+    region: str | None
+    account_id: str | None
+    deadline: Deadline
+
+    def credentials(self) -> creds.Credentials: ...
+
+
+class InvocationContext:
+    """Per-invocation view of FC's context: ids, the deadline, the region, and fresh credentials."""
+
+    def __init__(self, context: Any, settings: Settings) -> None:
+        self.raw = context
+        self.settings = settings
+        self.request_id: str | None = _str(attr(context, "request_id"))
+        self.function_name: str | None = _str(attr(context, "function", "name")) or settings.fc_function_name
+        self.region: str | None = settings.region(_str(attr(context, "region")))
+        self.account_id: str | None = _str(attr(context, "account_id")) or settings.fc_account_id
+        self.timeout_s = _timeout(attr(context, "function", "timeout"))
+        self.deadline = Deadline.for_timeout(self.timeout_s)
+
+    def credentials(self) -> creds.Credentials:
+        """The role's credentials, read afresh (FC may rotate them). Raises CredentialsUnavailable."""
+        return creds.resolve(self.raw)
+
+
+def _str(value: Any) -> str | None:
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    return str(value).strip() or None
+
+
+def _timeout(value: Any) -> float:
+    try:
+        timeout = float(value)
+    except (TypeError, ValueError):
+        return DEFAULT_TIMEOUT_S
+    return timeout if 0 < timeout < 86_400 else DEFAULT_TIMEOUT_S
+
+
+# -- endpoints ---------------------------------------------------------------------------------------------------
+class EndpointUnknown(Exception):
+    """A default endpoint needs a value nobody gave (the message says which variable to set)."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    scheme: str  # "http" or "https"
+    host: str  # host[:port]
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.host}"
+
+
+# Public and VPC hosts of each service (Alibaba Cloud endpoint lists; `IMM_NETWORK=vpc` picks the second).
+_HOSTS = {
+    "imm": ("imm.{region}.aliyuncs.com", "imm-vpc.{region}.aliyuncs.com"),
+    "oss": ("oss-{region}.aliyuncs.com", "oss-{region}-internal.aliyuncs.com"),
+    "mns": ("{account}.mns.{region}.aliyuncs.com", "{account}.mns.{region}-internal.aliyuncs.com"),
+    "fc": ("{account}.{region}.fc.aliyuncs.com", "{account}.{region}-internal.fc.aliyuncs.com"),
+}
+
+
+def endpoint(
+    service: str,
+    configured: str | None,
+    *,
+    variable: str,
+    region: str | None,
+    account: str | None = None,
+    network: str | None = None,
+    default_scheme: str = "https",
+) -> Endpoint:
+    """Where to reach `service`: the configured value (a URL such as `http://127.0.0.1:9100`, or a bare host), else
+    the region's public or VPC host; `default_scheme` when no URL says otherwise. Raises EndpointUnknown naming
+    `variable`.
+
+    >>> endpoint("mns", None, variable="WORK_QUEUE_ENDPOINT", region="cn-hangzhou", account="123").url
+    'https://123.mns.cn-hangzhou.aliyuncs.com'
+    >>> endpoint("imm", "127.0.0.1:9100", variable="IMM_ENDPOINT", region=None, default_scheme="http").url
+    'http://127.0.0.1:9100'
+    """
+    if configured:
+        value = configured.strip().rstrip("/")
+        for scheme in ("http", "https"):
+            if value.lower().startswith(scheme + "://"):
+                return Endpoint(scheme, value[len(scheme) + 3 :].split("/", 1)[0])
+        return Endpoint(default_scheme, value.split("/", 1)[0])
+    public, vpc = _HOSTS[service]
+    template = vpc if network == "vpc" else public
+    if not region:
+        raise EndpointUnknown(f"no region for the {service.upper()} endpoint: set {variable} or IMM_REGION")
+    if "{account}" in template and not account:
+        raise EndpointUnknown(
+            f"no account id for the {service.upper()} endpoint (context.account_id / FC_ACCOUNT_ID): set {variable}"
+        )
+    return Endpoint(default_scheme, template.format(region=region, account=account))

@@ -1,0 +1,49 @@
+"""Config objects: a timer payload or a direct invocation may be `{"Source": "oss://<bucket>/<key>"}`, and the
+documents in that object are applied instead (DESIGN "Fleet updates"). The object is read with the role's
+credentials under the OSS trigger's rules and limits (`oss_reader`): missing or too large is `invalid`, access
+denied `rejected`, an OSS 5xx or network failure `failed` (the platform retries). Other triggers do not resolve
+`Source`: there it is an unknown key, refused by the schema like any typo.
+
+    {"Source": "oss://media-config/schedules/nightly.json"}
+"""
+
+from __future__ import annotations
+
+import re
+
+from imm_batch_updater.context import Context
+from imm_batch_updater.outcome import Status
+from imm_batch_updater.sources._body import decode_body
+from imm_batch_updater.sources.base import Message, SourceFailure
+
+SOURCE = re.compile(r"oss://([a-z0-9][a-z0-9-]{1,61}[a-z0-9])/(.{1,1023})", re.DOTALL)
+
+
+def resolve_source(message: Message, ctx: Context) -> Message:
+    """`message` itself, or, when its document names a config object, a message carrying that object's documents."""
+    document = message.document
+    if message.failure is not None or message.faults or not isinstance(document, dict) or "Source" not in document:
+        return message
+
+    def fail(status: Status, code: str, text: str, path: str = "") -> Message:
+        failure = SourceFailure(status, code, text, path if status is Status.INVALID else "")
+        return Message(message.source, message.message_id, failure=failure)
+
+    extra = [key for key in document if key != "Source"]
+    if extra:
+        return fail(Status.INVALID, "SchemaViolation", "Source stands alone: no other field next to it", "/" + extra[0])
+    source = document["Source"]
+    match = SOURCE.fullmatch(source) if isinstance(source, str) else None
+    if match is None or "\n" in source:
+        return fail(Status.INVALID, "SchemaViolation", "Source must be oss://<bucket>/<key>", "/Source")
+    from imm_batch_updater.oss_reader import OssReader, ReadFailure
+
+    bucket, key = match.group(1), match.group(2)
+    limit = ctx.settings.object_limit
+    try:
+        data = OssReader(ctx).read(bucket, key, None, limit)
+    except ReadFailure as failure:
+        path = "/Source" if failure.status is Status.INVALID else ""
+        return fail(failure.status, failure.code, "the Source object: " + failure.message, path)
+    body = decode_body(data, source, limit, base64_allowed=False)
+    return Message.of(message.source, message.message_id, body)

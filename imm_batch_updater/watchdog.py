@@ -1,0 +1,136 @@
+"""End a blocking network call at a deadline, however slowly the peer sends.
+
+A socket timeout bounds each read, not a call: a peer that sends one byte every 150 ms keeps `requests`,
+`http.client` and every SDK built on them reading for as long as it likes (requests documents this: "timeout is
+not a time limit on the entire response download"). None of the SDKs the function uses (darabonba for IMM and FC,
+oss2, the MNS SDK, urllib for webhooks) offers a whole-call limit, so this module provides one for all of them:
+
+    with guard(deadline) as watch:
+        client.call(...)           # any blocking HTTP call, in this thread
+    watch.fired                    # True when the deadline ended it
+
+One watchdog thread per process sleeps until the earliest deadline of the calls in flight. When a call's deadline
+passes, it finds the socket that call's thread is blocked on (the innermost frame of that thread holding a
+`socket.socket`: `SSLSocket.read`, `SocketIO.readinto`, `socket.create_connection`, ...) and shuts it down, which
+makes the blocked read or connect return at once with an error; the SDK then raises, and the caller, seeing
+`watch.fired`, reports a `DeadlineExceeded` instead of whatever the SDK made of the broken connection. The socket
+is shut down, not closed: its owner still closes it, and a pool never reuses it (the next use sees it dropped).
+If the thread is not in a socket call at that moment (DNS resolution, CPU work), the watchdog tries again every
+50 ms until the call ends.
+
+The cost on the normal path is one lock and one heap push per call; nothing is inspected unless a deadline passes.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import Protocol
+
+RETRY_S = 0.05  # how often to look again for a socket to shut down once a call is past its deadline
+_MAX_FRAMES = 40  # how deep into the blocked thread's stack to look for its socket
+
+
+class HasDeadline(Protocol):
+    expires_at: float  # time.monotonic() seconds
+
+
+class Watch:
+    """One guarded call: `fired` says whether the watchdog ended it."""
+
+    __slots__ = ("deadline", "thread_id", "fired", "done")
+
+    def __init__(self, deadline: float, thread_id: int) -> None:
+        self.deadline = deadline
+        self.thread_id = thread_id
+        self.fired = False
+        self.done = False
+
+
+class _Watchdog:
+    def __init__(self) -> None:
+        self._lock = threading.Condition(threading.Lock())
+        self._heap: list[tuple[float, int, Watch]] = []
+        self._seq = itertools.count()
+        self._thread: threading.Thread | None = None
+        self._wake_at = float("inf")
+
+    def add(self, watch: Watch) -> None:
+        with self._lock:
+            heapq.heappush(self._heap, (watch.deadline, next(self._seq), watch))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="call-watchdog", daemon=True)
+                self._thread.start()
+            elif watch.deadline < self._wake_at:
+                self._lock.notify()
+
+    def remove(self, watch: Watch) -> None:
+        with self._lock:
+            watch.done = True  # its heap entry is dropped when it comes up
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while self._heap and self._heap[0][2].done:
+                    heapq.heappop(self._heap)
+                now = time.monotonic()
+                if not self._heap or self._heap[0][0] > now:
+                    self._wake_at = self._heap[0][0] if self._heap else float("inf")
+                    self._lock.wait(None if not self._heap else self._wake_at - now)
+                    continue
+                _, _, watch = heapq.heappop(self._heap)
+                watch.fired = True
+                if not _interrupt(watch.thread_id):
+                    # Not blocked on a socket right now: look again shortly, until the call ends.
+                    heapq.heappush(self._heap, (now + RETRY_S, next(self._seq), watch))
+
+
+def _interrupt(thread_id: int) -> bool:
+    """Shut down the socket `thread_id` is using, if one is found in its innermost frames."""
+    frame: FrameType | None = sys._current_frames().get(thread_id)
+    depth = 0
+    while frame is not None and depth < _MAX_FRAMES:
+        sock = _socket_in(frame)
+        if sock is not None:
+            try:
+                # socket.socket's own shutdown, also for an SSLSocket: the TLS state belongs to the reading thread.
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed or not connected: the call is ending anyway
+            return True
+        frame = frame.f_back
+        depth += 1
+    return False
+
+
+def _socket_in(frame: FrameType) -> socket.socket | None:
+    local = frame.f_locals
+    for name in ("self", "sock", "_sock"):
+        value = local.get(name)
+        if isinstance(value, socket.socket):
+            return value
+        inner = getattr(value, "_sock", None) if name == "self" and value is not None else None
+        if isinstance(inner, socket.socket):  # socket.SocketIO, which http.client reads through
+            return inner
+    return None
+
+
+_watchdog = _Watchdog()
+
+
+@contextmanager
+def guard(deadline: HasDeadline) -> Iterator[Watch]:
+    """Bound the blocking calls made inside the `with` block (in this thread) by `deadline.expires_at`."""
+    watch = Watch(deadline.expires_at, threading.get_ident())
+    _watchdog.add(watch)
+    try:
+        yield watch
+    finally:
+        _watchdog.remove(watch)
