@@ -108,7 +108,7 @@ def ensure_venv(base_python: str = sys.executable, version: str | None = None) -
     pip = [str(py), "-m", "pip", "--disable-pip-version-check"]
     # --no-deps: the lock is complete, so nothing outside it may come in; `pip check` below proves it is closed.
     subprocess.run(
-        [*pip, "install", "-q", "--no-deps", "--use-pep517", "-r", str(ROOT / "requirements-dev.txt")],
+        [*pip, "install", "-qq", "--no-deps", "--use-pep517", "-r", str(ROOT / "requirements-dev.txt")],
         check=True,
         cwd=ROOT,
     )
@@ -307,7 +307,7 @@ def runtime_lock_installs_alone() -> int:
         py = venv_python(Path(tmp))
         pip = [str(py), "-m", "pip", "--disable-pip-version-check"]
         subprocess.run(
-            [*pip, "install", "-q", "--no-deps", "--use-pep517", "-r", str(ROOT / "requirements.txt")], check=True
+            [*pip, "install", "-qq", "--no-deps", "--use-pep517", "-r", str(ROOT / "requirements.txt")], check=True
         )
         if subprocess.run([*pip, "check"]).returncode:
             say(f"requirements.txt does not install on its own on Python {RUNTIME_PYTHON} (pip check above)")
