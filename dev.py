@@ -211,7 +211,8 @@ def test(args: list[str]) -> int:
         return code
     say(f"== pytest on Python {default_version} ({VENV.name})")
     code = run(py, ["-m", "pytest", *args])
-    report = [f"ran    {default_version:8} {VENV.name:14} ruff, mypy, pytest: {'passed' if code == 0 else 'FAILED'}"]
+    steps = "ruff, pytest" if mypy_args() is None else "ruff, mypy, pytest"
+    report = [f"ran    {default_version:8} {VENV.name:14} {steps}: {'passed' if code == 0 else 'FAILED'}"]
     if all_pythons:
         for version in MATRIX:
             if ".".join(default_version.split(".")[:2]) == version:
