@@ -29,6 +29,7 @@ PLACEHOLDERS = {
     "result_topic",
     "result_function",
     "dead_letter_queue",
+    "work_queue",
 }
 DESTINATION_SID = "AsyncOnFailureDestination"
 IDENTIFIER = re.compile(r"[A-Za-z_]\w*")  # method names ("update_batch_with_options") and actions ("UpdateBatch")
@@ -178,7 +179,7 @@ def test_policy_shape():
 def test_imm_resource_is_the_projects_batches():
     [imm] = [s for s in POLICY["Statement"] if any(a.startswith("imm:") for a in s["Action"])]
     assert imm["Resource"] == ["acs:imm:{region}:{account_id}:project/{imm_project}/batch/*"]
-    assert set(imm["Action"]) == {"imm:GetBatch", "imm:UpdateBatch", "imm:ResumeBatch"}
+    assert set(imm["Action"]) == {"imm:GetBatch", "imm:UpdateBatch", "imm:ResumeBatch", "imm:ListBatches"}
 
 
 def test_every_sdk_call_in_the_code_is_granted():

@@ -148,8 +148,8 @@ def test_environment_names_are_documented(props):
 
 
 def test_sink_variables_read_by_the_code_are_documented():
-    code = (ROOT / "imm_batch_updater" / "sinks" / "common.py").read_text()
-    names = set(re.findall(r'"((?:RESULT|TRIGGER)_[A-Z_]+)"', code))
+    sources = [ROOT / "imm_batch_updater" / "config.py", *sorted((ROOT / "imm_batch_updater" / "sinks").glob("*.py"))]
+    names = {n for path in sources for n in re.findall(r'"((?:RESULT|TRIGGER)_[A-Z_]+)"', path.read_text())}
     assert {"RESULT_MNS_TOPIC", "RESULT_WEBHOOK_URL", "RESULT_FC_FUNCTION", "TRIGGER_MNS_TOPICS"} <= names
     docs = (ROOT / "docs" / "deploy.md").read_text()
     for name in names:
@@ -230,21 +230,34 @@ def test_no_loops(props, triggers):
     assert env.get("RESULT_FC_FUNCTION") != props["functionName"]
 
 
-def test_the_function_accepts_this_configuration(props, monkeypatch):
-    """The sinks s.yaml configures are built, not refused."""
+def test_the_function_accepts_this_configuration(props):
+    """The sinks s.yaml configures are built, not refused, and the work queue is the function's own queue trigger."""
     from types import SimpleNamespace
 
-    from imm_batch_updater.sinks import configured
+    from imm_batch_updater.config import Settings
+    from imm_batch_updater.context import InvocationContext
+    from imm_batch_updater.sinks import configured_sinks
 
-    for name, value in props["environmentVariables"].items():
-        monkeypatch.setenv(name, value)
-    ctx = SimpleNamespace(
-        raw=SimpleNamespace(account_id=ACCOUNT_ID),
+    settings = Settings.from_env(props["environmentVariables"])
+    context = SimpleNamespace(
+        account_id=ACCOUNT_ID,
         region=props["region"],
         request_id="r",
-        function_name=props["functionName"],
+        function=SimpleNamespace(name=props["functionName"], timeout=props["timeout"]),
     )
-    assert [s.name for s in configured(ctx)] == ["mns_topic"]
+    assert [s.name for s in configured_sinks(InvocationContext(context, settings))] == ["mns_topic"]
+
+
+def test_large_selections_fan_out_to_the_queue_trigger(props, triggers):
+    """WORK_QUEUE is the queue that triggers the function (DESIGN "Fleet updates"), granted in the RAM policy."""
+    env = props["environmentVariables"]
+    source = triggers["eventbridge"]["triggerConfig"]["eventSourceConfig"]["eventSourceParameters"]
+    assert env["WORK_QUEUE"] == source["sourceMNSParameters"]["QueueName"]
+    assert int(env["FANOUT_BATCHES"]) >= 1
+    policy = json.loads((ROOT / "deploy" / "ram-policy.json").read_text())
+    [statement] = [s for s in policy["Statement"] if s["Sid"] == "FanOutToWorkQueue"]
+    assert statement["Action"] == ["mns:SendMessage"]
+    assert statement["Resource"] == ["acs:mns:{region}:{account_id}:/queues/{work_queue}/messages"]
 
 
 def test_mns_queue_dead_letters_under_either_reading_of_async_invocation_type(props, triggers):
