@@ -199,11 +199,16 @@ def call(
         call.attempts += 1
         with guard(deadline) as watch:
             try:
-                return attempt(left)
+                result = attempt(left)
             except Exception:
                 if watch.fired:  # the watchdog broke the connection: say so, not what the SDK made of it
                     raise deadline_exceeded(what) from None
                 raise
+        if watch.fired:
+            # An answer cut short can still parse (a 200 whose headers were cut has no body to wait for): never
+            # take it for a success. At worst a call that had just completed is reported failed and redelivered.
+            raise deadline_exceeded(what)
+        return result
 
     try:
         result = _retrying(policy, sleep)(run, call=state)

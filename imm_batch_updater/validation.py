@@ -201,7 +201,7 @@ def _describe(error: Any) -> list[tuple[list[Any], str]]:
     kw, rule = error.validator, error.validator_value
     if "propertyNames" in error.schema_path:
         # The error path is the object, not the key: the key is not echoed (it may be anything).
-        return [(path, "every key must be 1 to 128 characters long")]
+        return [(path, "every key must be 1 to 128 characters long, without control characters")]
     if kw == "required" and isinstance(error.instance, dict):
         # Point at each missing member itself: "/ProjectName" says more than "".
         return [(path + [name], "is required") for name in rule if name not in error.instance]

@@ -93,33 +93,33 @@ class _Watchdog:
 
 
 def _interrupt(thread_id: int) -> bool:
-    """Shut down the socket `thread_id` is using, if one is found in its innermost frames."""
+    """Shut down the sockets held by the innermost frame of `thread_id` that holds any."""
     frame: FrameType | None = sys._current_frames().get(thread_id)
     depth = 0
     while frame is not None and depth < _MAX_FRAMES:
-        sock = _socket_in(frame)
-        if sock is not None:
-            try:
-                # socket.socket's own shutdown, also for an SSLSocket: the TLS state belongs to the reading thread.
-                socket.socket.shutdown(sock, socket.SHUT_RDWR)
-            except OSError:
-                pass  # already closed or not connected: the call is ending anyway
+        sockets = _sockets_in(frame)
+        if sockets:
+            for sock in sockets:
+                try:
+                    # socket.socket's own shutdown, also for an SSLSocket: the TLS state belongs to the reader.
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+                except OSError:
+                    pass  # already closed or not connected: the call is ending anyway
             return True
         frame = frame.f_back
         depth += 1
     return False
 
 
-def _socket_in(frame: FrameType) -> socket.socket | None:
-    local = frame.f_locals
-    for name in ("self", "sock", "_sock"):
-        value = local.get(name)
+def _sockets_in(frame: FrameType) -> list[socket.socket]:
+    """The sockets a frame's locals hold, directly or as a `SocketIO` (what http.client reads through)."""
+    found = []
+    for value in list(frame.f_locals.values()):
         if isinstance(value, socket.socket):
-            return value
-        inner = getattr(value, "_sock", None) if name == "self" and value is not None else None
-        if isinstance(inner, socket.socket):  # socket.SocketIO, which http.client reads through
-            return inner
-    return None
+            found.append(value)
+        elif isinstance(value, socket.SocketIO) and isinstance(getattr(value, "_sock", None), socket.socket):
+            found.append(value._sock)
+    return found
 
 
 _watchdog = _Watchdog()

@@ -181,3 +181,73 @@ def test_client_errors_never_raise(invoke):
     # Every response above is a struct; here: a body that is JSON but not an object, and a null body.
     assert invoke.post(body=b"42")[0] == 400
     assert invoke.post(body=b"null")[0] == 400
+
+
+# ---- hardening (issue #10) -----------------------------------------------------------------------------------------
+def test_a_webhook_header_given_twice_with_different_values_is_401(invoke, emu):
+    raw = json.dumps(UPDATE).encode()
+    headers = signed_headers(invoke.secret, raw)
+    # The replay check must see the id that was signed: a second webhook-id in another case is refused.
+    twice = {**headers, "Webhook-Id": "msg_other"}
+    status, body, _ = invoke.post(body=raw, sign=False, headers=twice)
+    assert status == 401 and "twice" in body["results"][0]["error"]["message"]
+    assert emu.calls(service="imm") == []
+    same = {**headers, "WEBHOOK-ID": headers["webhook-id"]}  # the same value twice is the same header
+    assert invoke.post(body=raw, sign=False, headers=same)[0] == 200
+
+
+def test_a_webhook_header_as_a_list_of_different_values_is_401(invoke, emu):
+    raw = json.dumps(UPDATE).encode()
+    headers = signed_headers(invoke.secret, raw)
+    headers_list = {**headers, "webhook-id": [headers["webhook-id"], "msg_other"]}
+    status, _, _ = invoke.post(body=raw, sign=False, headers=headers_list)
+    assert status == 401 and emu.calls(service="imm") == []
+
+
+def test_a_duplicate_header_key_in_the_event_itself_is_401(invoke, emu):
+    raw = json.dumps(UPDATE).encode()
+    headers = signed_headers(invoke.secret, raw)
+    event = http_event("POST", "/", raw, headers).replace(
+        b'"webhook-id": ', b'"webhook-id": "msg_forged", "webhook-id": ', 1
+    )
+    response = handler.handler(event, fc_context(invoke.sts))
+    assert response["statusCode"] == 401 and emu.calls(service="imm") == []
+
+
+def test_only_json_true_means_base64(invoke, emu, fn_env):
+    import base64
+
+    fn_env.setenv("HTTP_AUTH", "none")
+    encoded = base64.b64encode(json.dumps(UPDATE).encode())
+    event = json.loads(http_event("POST", "/", encoded, {}))
+    for marker in ("true", 1, "yes"):
+        event["isBase64Encoded"] = marker
+        response = handler.handler(json.dumps(event).encode(), fc_context(invoke.sts))
+        assert response["statusCode"] == 400, marker  # the body is taken as text: not JSON
+    event["isBase64Encoded"] = True
+    assert handler.handler(json.dumps(event).encode(), fc_context(invoke.sts))["statusCode"] == 200
+
+
+def test_an_unknown_method_is_not_echoed(invoke):
+    method = "X" * 5000 + "<script>"
+    status, body, headers = invoke.post(UPDATE, method=method, sign=False)
+    message = body["results"][0]["error"]["message"]
+    assert status == 405 and "X" * 20 not in message and "<script>" not in message and len(message) < 100
+    status, body, _ = invoke.post(UPDATE, method="PATCH", sign=False)
+    assert status == 405 and "PATCH" in body["results"][0]["error"]["message"]
+
+
+def test_the_replay_memory_is_bounded_in_bytes():
+    import os
+
+    from imm_batch_updater.webhooks import ReplayGuard
+
+    guard = ReplayGuard(max_bytes=200_000, max_answer_bytes=50_000)
+    for i in range(200):
+        body = os.urandom(20_000).hex()  # incompressible: 40 kB each
+        assert guard.remember(f"msg_{i}", {"statusCode": 200, "body": body})
+        assert guard.bytes <= 200_000
+    assert guard.recall("msg_0") is None and guard.recall("msg_199")["statusCode"] == 200
+    assert len(guard) < 10
+    assert not guard.remember("msg_huge", {"statusCode": 200, "body": os.urandom(60_000).hex()})
+    assert guard.recall("msg_huge") is None

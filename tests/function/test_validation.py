@@ -74,7 +74,7 @@ def test_tags_are_free_form_but_typed_and_bounded():
     problems = paths({"ProjectName": "p", "Id": "b", "Tags": {"k": {"nested": 1}, "l": "x" * 257, "": "v"}})
     assert ("/Tags/k", "must be of type string or number or boolean") in problems
     assert ("/Tags/l", "must be at most 256 characters long") in problems
-    assert ("/Tags", "every key must be 1 to 128 characters long") in problems
+    assert ("/Tags", "every key must be 1 to 128 characters long, without control characters") in problems
     assert paths({"ProjectName": "p", "Id": "b", "Tags": {str(i): i for i in range(51)}}) == [
         ("/Tags", "must have at most 50 entries")
     ]

@@ -244,3 +244,87 @@ def test_oss_events_with_random_keys(env, sts_module, key, name, size, bucket):
     result = call(json.dumps(event).encode(), sts_module)
     assert all(r["status"] in ("invalid", "rejected") for r in result["results"])
     assert imm_calls(env) == before
+
+
+# ---- poison anywhere in the event (issue #10): every kind, at every depth -------------------------------------------
+POISON_VALUES = [
+    '"\\ud800"',  # a lone surrogate, escaped
+    '"x\\udfff"',
+    "1e400",
+    "-1e999",
+    "NaN",
+    "Infinity",
+    "-Infinity",
+    "1" + "0" * 400,
+    '"a\\n"',  # control characters and a trailing newline: refused by the schema where a document holds them
+    '"\\u0000"',
+    '"demo-project\\n"',
+]
+
+
+def poisoned_text(value, data) -> bytes:
+    """JSON text of `value` in which the fuzzer may replace any value with poison or repeat any key."""
+
+    def text(node) -> str:
+        if data.draw(st.integers(0, 9), label="poison?") == 0:
+            return data.draw(st.sampled_from(POISON_VALUES), label="poison")
+        if isinstance(node, dict):
+            items = [f"{json.dumps(k)}: {text(v)}" for k, v in node.items()]
+            if items and data.draw(st.integers(0, 5), label="duplicate?") == 0:
+                key = next(iter(node))
+                items.append(f"{json.dumps(key)}: {text(node[key])}")
+            return "{" + ", ".join(items) + "}"
+        if isinstance(node, list):
+            return "[" + ", ".join(text(v) for v in node) + "]"
+        return json.dumps(node)
+
+    raw = text(value)
+    if data.draw(st.integers(0, 19), label="raw surrogate?") == 0:  # a raw lone surrogate: not even UTF-8
+        return raw.encode("utf-8") + "\ud800".encode("utf-8", "surrogatepass")
+    return raw.encode("utf-8")
+
+
+def _shapes(doc):
+    """Real trigger shapes around a document (as a value, so the poison can land in the envelope too)."""
+    body = json.dumps(doc)
+    return [
+        doc,
+        [doc, doc],
+        {"TopicOwner": "1", "Message": body, "TopicName": "t", "MessageId": "m"},
+        {"body": body, "attrs": {"a": "b"}},
+        [{"type": "mns:Queue:SendMessage", "id": "e", "data": {"messageId": "m", "messageBody": body}}],
+        {"triggerTime": "2026-01-01T00:00:00Z", "triggerName": "t", "payload": body},
+        json.loads(http_event("POST", "/", body.encode(), {"content-type": "application/json"})),
+    ]
+
+
+DOCUMENTS = st.fixed_dictionaries(
+    {
+        "ProjectName": st.just("demo-project"),
+        "Id": st.just("batch-demo-ready"),
+        "Input": st.just({"OSS": {"Bucket": "demo-bucket", "Prefix": "in/", "MatchExpressions": ["*.pdf"]}}),
+        "Actions": st.just([{"Name": "doc/convert", "Parameters": ["pages=3"]}]),
+        "Tags": st.dictionaries(st.sampled_from(["a", "b", "c"]), st.text(max_size=5) | st.integers(), max_size=3),
+    }
+)
+
+
+@FUZZ
+@given(doc=DOCUMENTS, shape=st.integers(0, 6), data=st.data())
+def test_poison_anywhere_in_any_trigger_event(env, sts_module, doc, shape, data):
+    """Never an uncaught exception, never an IMM call once poison is in (or around) the document, every outcome
+    final; a poisoned HTTP event is answered as HTTP."""
+    event = poisoned_text(_shapes(doc)[shape], data)
+    before = imm_calls(env)
+    result = call(event, sts_module)  # raises DeliveryIncomplete if any outcome were not final
+    results = json.loads(result["body"])["results"] if "statusCode" in result else result["results"]
+    clean = b"\\ud" not in event and not any(p.encode() in event for p in POISON_VALUES[2:]) and b"\xed" not in event
+    if not clean:
+        assert all(r["status"] in ("invalid", "rejected", "updated", "dry_run") for r in results)
+    poisoned = [r for r in results if r["status"] in ("invalid", "rejected")]
+    if not clean and not poisoned:
+        # Poison landed only where it does not matter (an envelope field no source reads, such as "attrs"): the
+        # document itself was clean and applied.
+        assert all(r["status"] == "updated" for r in results)
+    if all(r["status"] in ("invalid", "rejected") for r in results):
+        assert imm_calls(env) == before

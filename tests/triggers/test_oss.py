@@ -219,3 +219,37 @@ def test_endpoint_choice():
     assert oss_url("x", OSS_ENDPOINT="http://127.0.0.1:9100") == "http://127.0.0.1:9100"
     with pytest.raises(EndpointUnknown, match="OSS_ENDPOINT or IMM_REGION"):
         oss_url(None)
+
+
+# ---- which events mean a finished object (issue #10) -------------------------------------------------------------
+FINISHED = [
+    "ObjectCreated:PutObject",
+    "ObjectCreated:PostObject",
+    "ObjectCreated:CopyObject",
+    "ObjectCreated:CompleteMultipartUpload",
+]
+NOT_FINISHED = [
+    "ObjectCreated:InitiateMultipartUpload",  # an upload starts: the key still holds its previous content
+    "ObjectCreated:UploadPart",
+    "ObjectCreated:UploadPartCopy",
+    "ObjectCreated:AppendObject",  # an object still growing
+    "ObjectCreated:PutSymlink",
+    "ObjectModified:UpdateObjectMeta",
+    "ObjectRemoved:DeleteObject",
+    "ObjectCreated:SomethingNew",
+]
+
+
+@pytest.mark.parametrize("name", FINISHED)
+def test_finished_objects_are_read_and_applied(invoke, emu, name):
+    upload(emu, "requests/done.json", json.dumps(DOC).encode())
+    result = run(invoke, oss_event(oss_record(BUCKET, "requests/done.json", name=name)))
+    assert statuses(result) == ["updated"] and len(emu.calls(service="oss", action="GetObject")) == 1
+
+
+@pytest.mark.parametrize("name", NOT_FINISHED)
+def test_upload_progress_and_other_events_are_never_read(invoke, emu, name):
+    upload(emu, "requests/old.json", json.dumps({**DOC, "Tags": {"old": "content"}}).encode())
+    result = run(invoke, oss_event(oss_record(BUCKET, "requests/old.json", name=name)))
+    assert result == {"results": []}
+    assert emu.calls(service="oss") == [] and emu.calls(service="imm") == []
