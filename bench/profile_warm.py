@@ -7,7 +7,7 @@ code, callees excluded) in microseconds. Each wrapper adds about 0.5 us. It also
 - the same handler in a tight loop with the SDK call stubbed out (caches warm, nothing else running), which shows
   how much slower the same Python code runs when every invocation follows a real HTTP call through the SDK;
 - a minimal handler that does only what the contract cannot do without (parse the JSON, validate it with the
-  compiled validator, make the SDK call, write one JSON log line), interleaved the same way: the floor for the
+  compiled validator, make the IMM SDK call, write one JSON log line), interleaved the same way: the floor for the
   warm-overhead ratio on this machine.
 """
 
@@ -38,26 +38,28 @@ STEPS = [
     ("imm_batch_updater.config", "Settings.current"),
     ("imm_batch_updater.app", "InvocationContext.__init__"),
     ("imm_batch_updater.app", "decode_event"),
-    ("imm_batch_updater.app", "detect"),
-    ("imm_batch_updater.sources.direct", "DirectSource.messages"),
+    ("imm_batch_updater.sources", "Sources.detect"),
+    ("imm_batch_updater.sources.direct", "DirectSource.receive"),
     ("imm_batch_updater.app", "first_copies"),
-    ("imm_batch_updater.app", "App.run"),
-    ("imm_batch_updater.app", "parse_message"),
-    ("imm_batch_updater.documents", "decode_json"),
+    ("imm_batch_updater.app", "App.apply"),
+    ("imm_batch_updater.app", "documents_of"),
     ("imm_batch_updater.documents", "validate"),
-    ("imm_batch_updater.documents", "UpdateRequest.from_document"),
-    ("imm_batch_updater.app", "App._apply_all"),
-    ("imm_batch_updater.app", "InvocationContext.credentials"),
+    ("imm_batch_updater.documents", "_one"),
+    ("imm_batch_updater.app", "App._apply_requests"),
+    ("imm_batch_updater.app", "App._imm_client"),
+    ("imm_batch_updater.context", "InvocationContext.credentials"),
     ("imm_batch_updater.app", "process"),
     ("imm_batch_updater.app", "apply_update"),
-    ("imm_batch_updater.imm", "ImmGateway.update_batch"),
-    ("imm_batch_updater.imm", "ImmGateway._call"),
+    ("imm_batch_updater.imm", "ImmClient.update_batch"),
+    ("imm_batch_updater.imm", "ImmClient._call"),
+    ("imm_batch_updater.retry", "call"),
     ("imm_batch_updater.imm", "client_for"),
+    ("alibabacloud_imm20200930.client", "Client.update_batch_with_options"),
     ("alibabacloud_tea_openapi.client", "Client.call_api"),
     ("imm_batch_updater.app", "App.report"),
     ("imm_batch_updater.sinks.log", "LogSink.emit"),
-    ("imm_batch_updater.logs", "write"),
-    ("imm_batch_updater.app", "App.sinks"),
+    ("imm_batch_updater.logs", "write_all"),
+    ("imm_batch_updater.sources.base", "EventTrigger.answer"),
 ]
 SDK_STEP = "Client.call_api"
 
@@ -84,7 +86,10 @@ def _instrument() -> dict[str, list[float]]:
                 if stack:
                     stack[-1] += elapsed
 
-        setattr(owner, attr, timed)
+        import inspect
+
+        static = isinstance(inspect.getattr_static(owner, attr), staticmethod)
+        setattr(owner, attr, staticmethod(timed) if static else timed)
 
     for module_name, path in STEPS:
         owner: Any = importlib.import_module(module_name)
@@ -122,7 +127,7 @@ def main(argv: list[str]) -> int:
     with ExternalEmulator(key) as ext:
         point_function_at(ext.endpoint, precheck=False)
         import handler
-        from imm_batch_updater.validation import _fast_check
+        from imm_batch_updater.validation import fast_check
 
         client = bare_client(ext.endpoint, key)
         runtime = RuntimeOptions(read_timeout=10000, connect_timeout=3000)
@@ -133,23 +138,19 @@ def main(argv: list[str]) -> int:
 
         # The floor: only what the contract needs, with its own client (same endpoint and key).
         minimal_client = bare_client(ext.endpoint, key)
-        check = _fast_check()
+        check = fast_check()
         encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-
-        from alibabacloud_tea_openapi.utils_models import OpenApiRequest
-
-        from imm_batch_updater.imm import _params, update_form
 
         def minimal(event: bytes, context: Any) -> dict[str, Any]:
             doc = json.loads(event)
             check(doc)
-            form = update_form(doc["ProjectName"], doc["Id"], {k: v for k, v in doc.items() if k == "Tags"})
-            answer = minimal_client.call_api(_params("UpdateBatch"), OpenApiRequest(body=form), runtime)
+            request = models.UpdateBatchRequest(project_name=doc["ProjectName"], id=doc["Id"], tags=doc["Tags"])
+            answer = minimal_client.update_batch_with_options(request, runtime)
             line = {"ts": time.time(), "level": "INFO", "msg": "outcome", "request_id": context.request_id}
             line.update(project=doc["ProjectName"], batch_id=doc["Id"], status="updated")
             sys.stdout.write(encoder.encode(line) + "\n")
             sys.stdout.flush()
-            return {"results": [{"status": "updated", "request_id": answer["body"].get("RequestId")}]}
+            return {"results": [{"status": "updated", "request_id": answer.body.request_id}]}
 
         fn, sdk = _loop(n, minimal, bare, key)
         print(f"minimal handler: {fn / sdk:.3f} ({(fn - sdk) * 1e6:.0f} us over a {sdk * 1e6:.0f} us SDK call)")

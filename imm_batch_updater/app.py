@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import json
 import time
+from functools import lru_cache
 from typing import Any
 
 from imm_batch_updater import fleet, logs
 from imm_batch_updater.apply import apply_update, unapplied
 from imm_batch_updater.config import Settings
-from imm_batch_updater.context import EndpointUnknown, InvocationContext, endpoint
+from imm_batch_updater.context import Endpoint, EndpointUnknown, InvocationContext, endpoint
 from imm_batch_updater.credentials import CredentialsUnavailable
 from imm_batch_updater.documents import Item, UpdateRequest, documents_of
 from imm_batch_updater.imm import ImmClient
@@ -112,6 +113,9 @@ class App:
                 flat.extend(fleet.expand(item, imm, ctx))
             else:
                 flat.append(item)
+        expanded = sum(isinstance(i, UpdateRequest) for i in flat)
+        if expanded > len(requests):  # selectors matched batches: the retry budget covers each of them
+            imm.budget = RetryBudget.for_delivery(expanded, settings.max_attempts)
 
         def apply(request: UpdateRequest) -> Outcome:
             try:
@@ -125,25 +129,18 @@ class App:
     @staticmethod
     def _imm_client(ctx: InvocationContext, documents: int) -> ImmClient:
         settings = ctx.settings
-        where = endpoint(
-            "imm",
-            settings.imm_endpoint,
-            variable="IMM_ENDPOINT",
-            region=ctx.region,
-            network=settings.imm_network,
-            default_scheme=settings.imm_protocol,
-        )
         return ImmClient(
-            endpoint=where,
+            endpoint=_imm_endpoint(settings.imm_endpoint, settings.imm_protocol, ctx.region, settings.imm_network),
             region=ctx.region,
             credentials=ctx.credentials(),
-            policy=RetryPolicy(settings.max_attempts, settings.backoff_base_ms, settings.backoff_max_ms),
+            policy=_policy(settings.max_attempts, settings.backoff_base_ms, settings.backoff_max_ms),
             deadline=ctx.deadline,
             connect_timeout_ms=settings.connect_timeout_ms,
             read_timeout_ms=settings.read_timeout_ms,
             # Retries for the whole delivery: every attempt for one document, 2 more per further document, so a
-            # delivery of 100 documents against a throttling IMM stops early instead of hammering it.
-            budget=RetryBudget.for_delivery(documents, settings.max_attempts),
+            # delivery of 100 documents against a throttling IMM stops early instead of hammering it. One document
+            # gets every attempt of every call anyway: no budget to keep.
+            budget=RetryBudget.for_delivery(documents, settings.max_attempts) if documents > 1 else None,
             refresh_credentials=ctx.credentials,
             pacer=pacer(settings.imm_max_qps) if settings.imm_max_qps > 0 else None,
         )
@@ -160,6 +157,18 @@ class App:
             except Exception as exc:
                 # The outcomes are already in the log; say which sink failed, without its (maybe secret) details.
                 logs.error("sink failed", request_id=ctx.request_id, sink=sink.name, error_type=type(exc).__name__)
+
+
+@lru_cache(maxsize=16)
+def _imm_endpoint(configured: str | None, protocol: str, region: str | None, network: str | None) -> Endpoint:
+    """IMM_ENDPOINT (host[:port] with IMM_PROTOCOL, or a URL), else the region's public or VPC endpoint."""
+    return endpoint("imm", configured, variable="IMM_ENDPOINT", region=region, network=network, default_scheme=protocol)
+
+
+@lru_cache(maxsize=8)
+def _policy(max_attempts: int, base_ms: int, cap_ms: int) -> RetryPolicy:
+    """One RetryPolicy per setting (it holds no per-invocation state)."""
+    return RetryPolicy(max_attempts, base_ms, cap_ms)
 
 
 def first_copies(messages: list[Message], ctx: InvocationContext) -> list[int | None]:

@@ -44,11 +44,15 @@ class InvocationContext:
     def __init__(self, context: Any, settings: Settings) -> None:
         self.raw = context
         self.settings = settings
-        self.request_id: str | None = _str(attr(context, "request_id"))
-        self.function_name: str | None = _str(attr(context, "function", "name")) or settings.fc_function_name
-        self.region: str | None = settings.region(_str(attr(context, "region")))
-        self.account_id: str | None = _str(attr(context, "account_id")) or settings.fc_account_id
-        self.timeout_s = _timeout(attr(context, "function", "timeout"))
+        def get(name: str) -> Any:
+            return context.get(name) if isinstance(context, dict) else getattr(context, name, None)
+
+        function = get("function")
+        self.request_id: str | None = _str(get("request_id"))
+        self.function_name: str | None = _str(attr(function, "name")) or settings.fc_function_name
+        self.region: str | None = settings.region(_str(get("region")))
+        self.account_id: str | None = _str(get("account_id")) or settings.fc_account_id
+        self.timeout_s = _timeout(attr(function, "timeout"))
         self.deadline = Deadline.for_timeout(self.timeout_s)
 
     def credentials(self) -> creds.Credentials:
@@ -57,6 +61,8 @@ class InvocationContext:
 
 
 def _str(value: Any) -> str | None:
+    if type(value) is str:  # the common case: FC's own strings
+        return value or None
     if value is None or isinstance(value, (dict, list)):
         return None
     return str(value).strip() or None

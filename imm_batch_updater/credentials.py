@@ -38,9 +38,16 @@ def _attr(obj: Any, name: str) -> Any:
 
 def from_context(context: Any) -> Credentials | None:
     creds = _attr(context, "credentials")
-    ak, secret = _attr(creds, "access_key_id"), _attr(creds, "access_key_secret")
+    if creds is None:
+        return None
+    if isinstance(creds, dict):
+        ak, secret, token = creds.get("access_key_id"), creds.get("access_key_secret"), creds.get("security_token")
+    else:
+        ak = getattr(creds, "access_key_id", None)
+        secret = getattr(creds, "access_key_secret", None)
+        token = getattr(creds, "security_token", None)
     if ak and secret:
-        return Credentials(ak, secret, _attr(creds, "security_token") or None, "context")
+        return Credentials(ak, secret, token or None, "context")
     return None
 
 

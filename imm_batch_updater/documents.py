@@ -66,20 +66,6 @@ class UpdateRequest:
         is expanded into one request per matched batch."""
         return (self.project, self.batch_id if self.batch_id is not None else f"selector:{id(self)}")
 
-    @classmethod
-    def from_document(cls, doc: dict[str, Any], **meta: Any) -> UpdateRequest:
-        selector = doc.get("Selector")
-        return cls(
-            project=doc["ProjectName"],
-            batch_id=doc.get("Id"),
-            changes={k: doc[k] for k in CHANGE_FIELDS if k in doc},
-            resume=bool(doc.get("Resume", False)),
-            dry_run=bool(doc.get("DryRun", False)),
-            selector=Selector(selector.get("State"), selector.get("TagSelector")) if selector is not None else None,
-            max_batches=int(doc.get("MaxBatches", DEFAULT_MAX_BATCHES)),
-            **meta,
-        )
-
     def document(self) -> dict[str, Any]:
         """The single-Id document this request stands for (a fan-out work item; the audit trail)."""
         out: dict[str, Any] = {"ProjectName": self.project, "Id": self.batch_id, **self.changes}
@@ -100,22 +86,25 @@ Item = UpdateRequest | Outcome
 
 def documents_of(message: Message, settings: Settings) -> list[Item]:
     """The update requests (or invalid outcomes) in one message, in delivery order."""
-    meta: dict[str, Any] = {"source": message.source, "message_id": message.message_id}
+    source, message_id = message.source, message.message_id
     if message.failure is not None:
         f = message.failure
         details = (Detail(f.path, f.message),) if f.status is Status.INVALID else None
         error = ErrorInfo(f.code, f.message, details)
-        return [Outcome(f.status, error=error, source=message.source, message_id=message.message_id)]
+        return [Outcome(f.status, error=error, source=source, message_id=message_id)]
     document, faults = message.document, message.faults
-    if isinstance(document, list):
+    if type(document) is list:
         if not document:
             text = "an empty array holds no update"
-            return [invalid(text, [Detail("", text)], code="EmptyArray", **meta)]
+            return [invalid(text, [Detail("", text)], code="EmptyArray", source=source, message_id=message_id)]
         if len(document) > settings.max_documents:
             text = f"at most {settings.max_documents} documents per message (MAX_DOCUMENTS)"
-            return [invalid(text, [Detail("", text)], code="TooManyDocuments", **meta)]
-        return [_one(doc, _relative(faults, f"/{i}"), settings, index=i, **meta) for i, doc in enumerate(document)]
-    return [_one(document, faults, settings, index=None, **meta)]
+            return [invalid(text, [Detail("", text)], code="TooManyDocuments", source=source, message_id=message_id)]
+        return [
+            _one(doc, _relative(faults, f"/{i}") if faults else (), settings, i, source, message_id)
+            for i, doc in enumerate(document)
+        ]
+    return [_one(document, faults, settings, None, source, message_id)]
 
 
 def _relative(faults: tuple[tuple[str, Fault], ...], prefix: str) -> tuple[tuple[str, Fault], ...]:
@@ -123,22 +112,44 @@ def _relative(faults: tuple[tuple[str, Fault], ...], prefix: str) -> tuple[tuple
     return tuple((path[len(prefix) :], f) for path, f in faults if path == prefix or path.startswith(prefix + "/"))
 
 
-def _one(doc: Any, faults: tuple[tuple[str, Fault], ...], settings: Settings, index: int | None, **meta: Any) -> Item:
-    ids = {"project": _str_field(doc, "ProjectName"), "batch_id": _str_field(doc, "Id"), "index": index}
+def _one(
+    doc: Any,
+    faults: tuple[tuple[str, Fault], ...],
+    settings: Settings,
+    index: int | None,
+    source: str | None,
+    message_id: str | None,
+) -> Item:
     if faults:
         # Never validated or sent: what the value was meant to be is unknowable (a duplicate key) or cannot be
         # encoded for IMM (NaN, a lone surrogate). Final: it will never succeed.
         details = [Detail(path, f"{fault.reason}: refused") for path, fault in faults]
-        return invalid(
-            "the document holds values that can never be sent", details, code=faults[0][1].code, **ids, **meta
-        )
-    if isinstance(doc, dict) and settings.imm_project and "ProjectName" not in doc:
+        text = "the document holds values that can never be sent"
+        return invalid(text, details, code=faults[0][1].code, source=source, message_id=message_id, **_ids(doc, index))
+    if settings.imm_project and isinstance(doc, dict) and "ProjectName" not in doc:
         doc = {"ProjectName": settings.imm_project, **doc}
-        ids["project"] = settings.imm_project
     problems = validate(doc)
     if problems:
-        return invalid("the update document fails the schema", problems, code="SchemaViolation", **ids, **meta)
-    return UpdateRequest.from_document(doc, index=index, **meta)
+        text = "the update document fails the schema"
+        return invalid(text, problems, code="SchemaViolation", source=source, message_id=message_id, **_ids(doc, index))
+    selector = doc.get("Selector")
+    return UpdateRequest(
+        doc["ProjectName"],
+        doc.get("Id"),
+        {k: doc[k] for k in CHANGE_FIELDS if k in doc},
+        doc.get("Resume") is True,
+        doc.get("DryRun") is True,
+        None if selector is None else Selector(selector.get("State"), selector.get("TagSelector")),
+        doc.get("MaxBatches", DEFAULT_MAX_BATCHES),
+        source,
+        message_id,
+        index,
+    )
+
+
+def _ids(doc: Any, index: int | None) -> dict[str, Any]:
+    """What an `invalid` result can still say about its document (only values that look like names)."""
+    return {"project": _str_field(doc, "ProjectName"), "batch_id": _str_field(doc, "Id"), "index": index}
 
 
 def _str_field(doc: Any, name: str) -> str | None:

@@ -1,16 +1,18 @@
 """IMM_MAX_QPS: the most IMM calls one instance starts in any second, paced evenly.
 
-A pacer with a burst of one (a token bucket of size 1, or GCRA): call n may start no earlier than call n-1 plus
-1/qps seconds, so any one-second window holds at most `qps` starts, whatever the number of threads, and the calls
-are spread out instead of sent in bursts that trip IMM's own throttling. A caller that would have to wait past its
-deadline does not take a slot (`acquire` answers False): the call is not made, and the item is retried later.
+Calls start one after the other at least 1/qps seconds apart, measured on the moments they are actually let go
+(not on a schedule a late-waking thread could fall behind), so any one-second window holds at most `qps` starts,
+whatever the number of threads, and the calls are spread out instead of sent in bursts that trip IMM's own
+throttling (a token bucket of size 1). The threads waiting for their turn queue on one lock; a caller whose turn
+would come after its deadline does not take it (`acquire` answers False): the call is not made, and the item is
+retried later by the platform.
 
     >>> pacer = Pacer(1000.0)
     >>> pacer.acquire(deadline_at=float("inf")), pacer.acquire(deadline_at=float("inf"))
     (True, True)
 
-A dozen lines of our own instead of a rate-limiting library: the rule needed here (one shared slot schedule,
-bounded by a deadline, sleeping outside the lock) is smaller than any library's configuration for it.
+A dozen lines of our own instead of a rate-limiting library: the rule needed here (one shared pace, bounded by a
+deadline) is smaller than any library's configuration for it.
 """
 
 from __future__ import annotations
@@ -25,20 +27,24 @@ class Pacer:
     def __init__(self, qps: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.interval = 1.0 / qps
         self._clock = clock
-        self._next = 0.0  # the earliest start of the next call
+        self._last = float("-inf")  # when the last call was let go
         self._lock = threading.Lock()
 
     def acquire(self, deadline_at: float, sleep: Callable[[float], None] = time.sleep) -> bool:
-        """Wait for this call's slot; False (no slot taken) when the slot would start after `deadline_at`."""
-        with self._lock:
+        """Wait for this call's turn; False (and no turn taken) when it would come after `deadline_at`."""
+        if not self._lock.acquire(timeout=min(threading.TIMEOUT_MAX, max(0.0, deadline_at - self._clock()))):
+            return False
+        try:
             now = self._clock()
-            slot = max(now, self._next)
-            if slot > deadline_at:
+            start = max(now, self._last + self.interval)
+            if start > deadline_at:
                 return False
-            self._next = slot + self.interval
-        if slot > now:
-            sleep(slot - now)
-        return True
+            if start > now:
+                sleep(start - now)
+            self._last = self._clock()  # the moment it actually goes: a late wake-up pushes the next one back
+            return True
+        finally:
+            self._lock.release()
 
 
 @lru_cache(maxsize=4)

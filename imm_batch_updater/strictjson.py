@@ -31,8 +31,7 @@ import re
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 DUPLICATE_KEY = "DuplicateKey"
 NON_FINITE = "NonFiniteNumber"
@@ -71,8 +70,7 @@ class NotJson(ValueError):
         self.message = message
 
 
-@dataclass(frozen=True)
-class Decoded:
+class Decoded(NamedTuple):
     """A decoded value, the size in bytes of the text it came from, and the faults it holds (pointer, Fault)."""
 
     value: Any
@@ -87,11 +85,15 @@ class Decoded:
 
 
 # -- the hooks: each bad value becomes a Fault, counted per thread so the clean path never walks the tree --------
-_local = threading.local()
+class _Count(threading.local):
+    count = 0  # Faults made by this thread's decodes (a decode compares it before and after)
+
+
+_local = _Count()
 
 
 def _fault(code: str) -> Fault:
-    _local.count = getattr(_local, "count", 0) + 1
+    _local.count += 1
     return Fault(code)
 
 
@@ -133,19 +135,20 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 def decode(text: bytes | str) -> Decoded:
     """Decode JSON text (UTF-8 bytes, one leading BOM tolerated, or str). Raises NotJson."""
-    size = len(text)
-    if isinstance(text, (bytes, bytearray, memoryview)):
+    if isinstance(text, str):
+        size = len(text.encode("utf-8", "surrogatepass"))
+        may_hold_surrogates = _SURROGATE_ESCAPE.search(text) is not None or _SURROGATE.search(text) is not None
+    else:
+        size = len(text)
         try:
             text = bytes(text).decode("utf-8")
         except UnicodeDecodeError as exc:
             raise NotJson("NotUtf8", f"not UTF-8 text (byte {exc.start})") from None
         may_hold_surrogates = _SURROGATE_ESCAPE.search(text) is not None
-    else:
-        size = len(text.encode("utf-8", "surrogatepass"))
-        may_hold_surrogates = _SURROGATE_ESCAPE.search(text) is not None or _SURROGATE.search(text) is not None
-    if text.startswith("\ufeff"):
+    if text[:1] == "\ufeff":
         text = text[1:]
-    before = getattr(_local, "count", 0)
+    local = _local
+    before = local.count
     try:
         value = _decoder.decode(text)
     except json.JSONDecodeError as exc:
@@ -154,10 +157,9 @@ def decode(text: bytes | str) -> Decoded:
         raise NotJson("TooDeep", "the JSON text is nested too deeply") from None
     if may_hold_surrogates:
         value = _mark_surrogates(value)
-    elif getattr(_local, "count", 0) == before:
+    elif local.count == before:
         return Decoded(value, size)
-    faults = tuple(_find_faults(value))
-    return Decoded(value, size, faults)
+    return Decoded(value, size, tuple(_find_faults(value)))
 
 
 def _has_surrogate(text: str) -> bool:

@@ -141,38 +141,47 @@ def python_schema() -> dict[str, Any]:
 
 
 # -- the decision --------------------------------------------------------------------------------------------------
+def _one_name_branches(node: Any) -> frozenset[str] | None:
+    """The names of an `anyOf`/`oneOf` whose every branch is a one-name `required` (else None)."""
+    if not (isinstance(node, list) and node):
+        return None
+    if not all(isinstance(b, dict) and list(b) == ["required"] and len(b["required"]) == 1 for b in node):
+        return None
+    return frozenset(b["required"][0] for b in node)
+
+
 @lru_cache(maxsize=1)
 def fast_check() -> Any:
     """The schema compiled to Python code by fastjsonschema (drafts 4-7: compiled from a draft-07 copy, in which
     2020-12's `dependentRequired` is spelled `dependencies`; every other keyword used means the same in both).
 
-    fastjsonschema runs an `anyOf` by raising and catching an exception for every branch that fails, which makes
-    the top-level "at least one of Input, Actions, Tags" three times slower than the rest of the schema; it is
-    checked here instead when every branch is a plain one-name `required`: the same answer.
+    fastjsonschema runs `anyOf` and `oneOf` by raising and catching an exception for every branch that fails, which
+    makes the top level's "at least one of Input, Actions, Tags" and "exactly one of Id, Selector" several times
+    slower than the rest of the schema together. When every branch is a one-name `required`, they are checked here
+    instead, before the compiled rest, exactly as the compiled keywords would: the same answer.
     """
     import fastjsonschema
 
     draft7 = {**python_schema(), "$schema": "http://json-schema.org/draft-07/schema#"}
     if "dependentRequired" in draft7:
         draft7["dependencies"] = draft7.pop("dependentRequired")
-    any_of = draft7.get("anyOf")
-    names = None
-    if (
-        draft7.get("type") == "object"
-        and isinstance(any_of, list)
-        and any_of
-        and all(isinstance(b, dict) and list(b) == ["required"] and len(b["required"]) == 1 for b in any_of)
-    ):
-        names = frozenset(b["required"][0] for b in any_of)
-        draft7 = {k: v for k, v in draft7.items() if k != "anyOf"}
+    at_least_one = _one_name_branches(draft7.get("anyOf")) if draft7.get("type") == "object" else None
+    exactly_one = _one_name_branches(draft7.get("oneOf")) if draft7.get("type") == "object" else None
+    if at_least_one is not None:
+        del draft7["anyOf"]
+    if exactly_one is not None:
+        del draft7["oneOf"]
     check = fastjsonschema.compile(draft7, use_default=False)
-    if names is None:
+    if at_least_one is None and exactly_one is None:
         return check
-    refused = fastjsonschema.JsonSchemaValueException("data cannot be validated by any definition", rule="anyOf")
+    refused = fastjsonschema.JsonSchemaValueException("data cannot be validated by the schema", rule="anyOf/oneOf")
 
     def fast_check(data: Any) -> Any:
-        if isinstance(data, dict) and names.isdisjoint(data):  # the anyOf first, as the compiled schema would
-            raise refused
+        if isinstance(data, dict):
+            if at_least_one is not None and at_least_one.isdisjoint(data):
+                raise refused
+            if exactly_one is not None and len(exactly_one.intersection(data)) != 1:
+                raise refused
         return check(data)
 
     return fast_check

@@ -23,14 +23,10 @@ The cost on the normal path is one lock and one heap push per call; nothing is i
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from types import FrameType
 from typing import Protocol
 
@@ -55,41 +51,42 @@ class Watch:
 
 
 class _Watchdog:
+    """The calls in flight and the thread that ends them. The lock guards the wake-up time: a call whose deadline
+    is earlier than it wakes the watchdog; removing a call takes no lock (dict updates are atomic)."""
+
     def __init__(self) -> None:
-        self._lock = threading.Condition(threading.Lock())
-        self._heap: list[tuple[float, int, Watch]] = []
-        self._seq = itertools.count()
+        self._wake = threading.Condition(threading.Lock())
+        self._active: dict[int, Watch] = {}
         self._thread: threading.Thread | None = None
-        self._wake_at = float("inf")
+        self._wake_at = float("inf")  # when the watchdog thread next looks at the calls in flight
 
     def add(self, watch: Watch) -> None:
-        with self._lock:
-            heapq.heappush(self._heap, (watch.deadline, next(self._seq), watch))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="call-watchdog", daemon=True)
-                self._thread.start()
-            elif watch.deadline < self._wake_at:
-                self._lock.notify()
+        self._active[id(watch)] = watch
+        with self._wake:  # compared under the lock: the watchdog sets its wake-up time holding it
+            if watch.deadline < self._wake_at:  # earlier than the watchdog's next look: tell it
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name="call-watchdog", daemon=True)
+                    self._thread.start()
+                self._wake_at = watch.deadline
+                self._wake.notify()
 
     def remove(self, watch: Watch) -> None:
-        with self._lock:
-            watch.done = True  # its heap entry is dropped when it comes up
+        watch.done = True
+        self._active.pop(id(watch), None)
 
     def _run(self) -> None:
-        while True:
-            with self._lock:
-                while self._heap and self._heap[0][2].done:
-                    heapq.heappop(self._heap)
+        with self._wake:
+            while True:
                 now = time.monotonic()
-                if not self._heap or self._heap[0][0] > now:
-                    self._wake_at = self._heap[0][0] if self._heap else float("inf")
-                    self._lock.wait(None if not self._heap else self._wake_at - now)
-                    continue
-                _, _, watch = heapq.heappop(self._heap)
-                watch.fired = True
-                if not _interrupt(watch.thread_id):
-                    # Not blocked on a socket right now: look again shortly, until the call ends.
-                    heapq.heappush(self._heap, (now + RETRY_S, next(self._seq), watch))
+                for watch in list(self._active.values()):
+                    if watch.deadline <= now and not watch.done:
+                        watch.fired = True
+                        if not _interrupt(watch.thread_id):
+                            # Not blocked on a socket right now: look again shortly, until the call ends.
+                            watch.deadline = now + RETRY_S
+                pending = [w.deadline for w in list(self._active.values()) if not w.done]
+                self._wake_at = min(pending, default=float("inf"))
+                self._wake.wait(None if not pending else max(0.0, self._wake_at - now))
 
 
 def _interrupt(thread_id: int) -> bool:
@@ -117,20 +114,27 @@ def _sockets_in(frame: FrameType) -> list[socket.socket]:
     for value in list(frame.f_locals.values()):
         if isinstance(value, socket.socket):
             found.append(value)
-        elif isinstance(value, socket.SocketIO) and isinstance(getattr(value, "_sock", None), socket.socket):
-            found.append(value._sock)
+        elif isinstance(value, socket.SocketIO):
+            inner = getattr(value, "_sock", None)
+            if isinstance(inner, socket.socket):
+                found.append(inner)
     return found
 
 
 _watchdog = _Watchdog()
 
 
-@contextmanager
-def guard(deadline: HasDeadline) -> Iterator[Watch]:
+class guard:  # noqa: N801 -- used like a function: `with guard(deadline) as watch:`
     """Bound the blocking calls made inside the `with` block (in this thread) by `deadline.expires_at`."""
-    watch = Watch(deadline.expires_at, threading.get_ident())
-    _watchdog.add(watch)
-    try:
-        yield watch
-    finally:
-        _watchdog.remove(watch)
+
+    __slots__ = ("watch",)
+
+    def __init__(self, deadline: HasDeadline) -> None:
+        self.watch = Watch(deadline.expires_at, threading.get_ident())
+
+    def __enter__(self) -> Watch:
+        _watchdog.add(self.watch)
+        return self.watch
+
+    def __exit__(self, *exc: object) -> None:
+        _watchdog.remove(self.watch)

@@ -14,8 +14,9 @@ Each batch's result is `queued` with `"queue": "<name>"`. A send that fails is r
 event again, the selector is listed again and the documents are sent again, which is harmless (each applies an
 UpdateBatch that sets values). A document too large for an MNS message is `rejected` (it never fits).
 
-Limits (MNS API reference, SendMessage / BatchSendMessage): at most 16 messages per BatchSendMessage and a message
-body of at most 64 KB; the SDK base64-encodes bodies (4/3 larger), so a body's JSON is kept under 47,000 bytes.
+Limits (MNS API reference, SendMessage / BatchSendMessage): at most 16 messages per BatchSendMessage, and at most
+64 KB for one message's body and for all the bodies of one request together, counted as sent: the SDK
+base64-encodes bodies (4/3 larger), so a body's JSON is kept under 47,000 bytes and a request's under 48,000.
 """
 
 from __future__ import annotations
@@ -32,7 +33,22 @@ from imm_batch_updater.retry import CallError, RetryPolicy
 
 DOCUMENTS_PER_MESSAGE = 50  # DESIGN: bodies are JSON arrays of at most 50 documents
 MESSAGES_PER_REQUEST = 16  # MNS BatchSendMessage
-MAX_BODY_BYTES = 47_000  # 64 KB after the SDK's base64
+MAX_BODY_BYTES = 47_000  # one message: 64 KB after the SDK's base64
+MAX_REQUEST_BYTES = 48_000  # all the bodies of one BatchSendMessage: 64 KB after base64 (65,536 * 3 / 4 = 49,152)
+
+
+def requests_of(messages: list[tuple[str, list[int]]]) -> list[list[tuple[str, list[int]]]]:
+    """The messages grouped into BatchSendMessage requests: at most 16, and MAX_REQUEST_BYTES of bodies, each."""
+    groups: list[list[tuple[str, list[int]]]] = []
+    size = 0
+    for message in messages:
+        length = len(message[0].encode("utf-8"))
+        if not groups or len(groups[-1]) == MESSAGES_PER_REQUEST or size + length > MAX_REQUEST_BYTES:
+            groups.append([])
+            size = 0
+        groups[-1].append(message)
+        size += length
+    return groups
 
 
 def pack(documents: list[dict[str, Any]]) -> tuple[list[tuple[str, list[int]]], list[int]]:
@@ -103,8 +119,7 @@ def send(requests: list[UpdateRequest], ctx: Context) -> list[Outcome]:
 
     policy = RetryPolicy(settings.max_attempts, settings.backoff_base_ms, settings.backoff_max_ms)
     failure: ErrorInfo | None = None
-    for start in range(0, len(messages), MESSAGES_PER_REQUEST):
-        group = messages[start : start + MESSAGES_PER_REQUEST]
+    for group in requests_of(messages):
         if failure is None:
             failure = _send_group(queue, [MnsMessage(body) for body, _ in group], policy, ctx)
         for _, positions in group:
@@ -122,7 +137,7 @@ def _send_group(queue: Any, group: list[Any], policy: RetryPolicy, ctx: Context)
     def attempt(left_s: float) -> Any:
         mns_client.set_timeout(queue.mns_client, left_s)
         try:
-            return queue.batch_send_message(group) if len(group) > 1 else queue.send_message(group[0])
+            return queue.batch_send_message(group)
         except Exception as exc:
             code, message, retriable = mns_client.classify(exc, "the work documents")
             raise CallError(code, message, retriable=retriable) from None

@@ -12,44 +12,54 @@ from imm_batch_updater import logs
 from imm_batch_updater.outcome import Outcome, Status
 from imm_batch_updater.sinks.base import Invocation
 
+_LEVEL = {status: "INFO" if status.ok else ("WARNING" if status.final else "ERROR") for status in Status}
+_LEVEL[Status.QUEUED] = "INFO"
+_FINAL = {status: status.final for status in Status}
+
 
 class LogSink:
     name = "log"
 
     def emit(self, outcomes: list[Outcome], invocation: Invocation, duration_ms: int) -> None:
-        # Built directly, fields that are None left out (this runs for every update: `logs.log(**fields)` would pack
-        # and filter the same fields through keyword arguments).
+        # Built field by field, the fields that are None left out (this runs for every update), and written in one
+        # piece per delivery.
+        ts = logs.timestamp()
+        request_id, function, default_source = invocation
+        records = []
         for o in outcomes:
-            record: dict[str, Any] = {
-                "ts": logs.timestamp(),
-                "level": "INFO" if o.ok or o.status is Status.QUEUED else ("WARNING" if o.final else "ERROR"),
-                "msg": "outcome",
-            }
-            _put(record, "request_id", invocation.request_id)
-            _put(record, "function", invocation.function_name)
-            record["source"] = o.source or invocation.source
-            _put(record, "message_id", o.message_id)
-            _put(record, "index", o.index)
-            _put(record, "project", o.project)
-            _put(record, "batch_id", o.batch_id)
-            record["status"] = o.status.value
-            record["final"] = o.final
-            if o.status is Status.UPDATED:
+            status = o.status
+            record: dict[str, Any] = {"ts": ts, "level": _LEVEL[status], "msg": "outcome"}
+            if request_id is not None:
+                record["request_id"] = request_id
+            if function is not None:
+                record["function"] = function
+            record["source"] = o.source or default_source
+            if o.message_id is not None:
+                record["message_id"] = o.message_id
+            if o.index is not None:
+                record["index"] = o.index
+            if o.project is not None:
+                record["project"] = o.project
+            if o.batch_id is not None:
+                record["batch_id"] = o.batch_id
+            record["status"] = status.value
+            record["final"] = _FINAL[status]
+            if status is Status.UPDATED:
                 record["resumed"] = bool(o.resumed)
-            _put(record, "state", o.state)
-            _put(record, "diff", o.diff)
-            _put(record, "queue", o.queue)
+            if o.state is not None:
+                record["state"] = o.state
+            if o.diff is not None:
+                record["diff"] = o.diff
+            if o.queue is not None:
+                record["queue"] = o.queue
             if o.error is not None:
                 record["error_code"] = o.error.code
                 record["error_message"] = o.error.message
             if o.duplicate:
                 record["duplicate"] = True
             record["attempts"] = o.attempts
-            _put(record, "imm_request_id", o.request_id)
+            if o.request_id is not None:
+                record["imm_request_id"] = o.request_id
             record["duration_ms"] = duration_ms
-            logs.write(record)
-
-
-def _put(record: dict[str, Any], name: str, value: Any) -> None:
-    if value is not None:
-        record[name] = value
+            records.append(record)
+        logs.write_all(records)

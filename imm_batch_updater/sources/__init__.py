@@ -35,9 +35,12 @@ class Sources:
             TimerSource(),
             self.direct,
         ]
+        self._markers = frozenset().union(*(s.markers for s in self.all))
 
     def detect(self, event: Decoded | NotJsonEvent) -> EventSource:
         if isinstance(event, NotJsonEvent):
             return self.direct
         value: Any = event.value
+        if type(value) is dict and value.keys().isdisjoint(self._markers):
+            return self.direct  # a document: none of the keys a trigger's event is recognised by
         return next(s for s in self.all if s.matches(value))

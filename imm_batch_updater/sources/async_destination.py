@@ -30,6 +30,7 @@ def is_destination_record(event: Any) -> bool:
 
 class AsyncDestinationSource(EventTrigger):
     name = "async_destination"
+    markers = frozenset({"requestContext"})  # a dict event without any of these keys is not this source's
 
     def matches(self, event: Any) -> bool:
         return is_destination_record(event)

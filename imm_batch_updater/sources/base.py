@@ -78,6 +78,7 @@ class Delivery:
 
 class EventSource(Protocol):
     name: str
+    markers: frozenset[str]  # top-level keys one of which every dict event of this source has
 
     def matches(self, event: Any) -> bool:
         """True when `event` (the decoded event value) has this trigger's shape."""

@@ -19,6 +19,7 @@ from imm_batch_updater.strictjson import Decoded
 
 class DirectSource(EventTrigger):
     name = "direct"
+    markers: frozenset[str] = frozenset()  # the fallback: anything
 
     def matches(self, event: Any) -> bool:
         return True

@@ -92,6 +92,7 @@ def _text(value: Any) -> str:
 
 class HttpSource:
     name = "http"
+    markers = frozenset({"requestContext"})  # a dict event without any of these keys is not this source's
 
     def __init__(self) -> None:
         self.replay = ReplayGuard()

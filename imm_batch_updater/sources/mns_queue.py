@@ -32,6 +32,7 @@ def _is_queue_event(item: Any) -> bool:
 
 class MnsQueueSource(EventTrigger):
     name = "mns_queue"
+    markers = frozenset({"type"})  # a dict event without any of these keys is not this source's
 
     def matches(self, event: Any) -> bool:
         if isinstance(event, list):

@@ -31,6 +31,7 @@ def _is_stream_with_attributes(event: dict[str, Any]) -> bool:
 
 class MnsTopicSource(EventTrigger):
     name = "mns_topic"
+    markers = frozenset({"TopicOwner", "body"})  # a dict event without any of these keys is not this source's
 
     def matches(self, event: Any) -> bool:
         if not isinstance(event, dict):

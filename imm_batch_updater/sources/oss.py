@@ -66,6 +66,7 @@ def _dict(value: Any) -> dict[str, Any]:
 
 class OssSource(EventTrigger):
     name = "oss"
+    markers = frozenset({"events"})  # a dict event without any of these keys is not this source's
 
     def matches(self, event: Any) -> bool:
         records = event.get("events") if isinstance(event, dict) else None

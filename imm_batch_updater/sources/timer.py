@@ -25,6 +25,7 @@ from imm_batch_updater.strictjson import Decoded, Fault
 
 class TimerSource(EventTrigger):
     name = "timer"
+    markers = frozenset({"triggerTime"})  # a dict event without any of these keys is not this source's
 
     def matches(self, event: Any) -> bool:
         return isinstance(event, dict) and "triggerTime" in event and "triggerName" in event

@@ -328,3 +328,17 @@ def test_poison_anywhere_in_any_trigger_event(env, sts_module, doc, shape, data)
         assert all(r["status"] == "updated" for r in results)
     if all(r["status"] in ("invalid", "rejected") for r in results):
         assert imm_calls(env) == before
+
+
+@FUZZ
+@given(value=near_events)
+def test_a_source_matches_only_events_with_one_of_its_marker_keys(value):
+    """`Sources.detect` sends a dict with none of any source's marker keys straight to the direct source: that is
+    right only if no source ever matches such an event."""
+    from imm_batch_updater.sources import Sources
+
+    if not isinstance(value, dict):
+        return
+    for source in Sources().all:
+        if source.markers and source.matches(value):
+            assert not value.keys().isdisjoint(source.markers), source.name

@@ -1,0 +1,156 @@
+"""The local twin of the work queue's trigger: deliver what lands on an MNS queue to the function, the way the
+EventBridge MNS trigger with batch push does (`python3 dev.py pump`; `dev.py serve` runs one when WORK_QUEUE is
+set). Development tool: never deployed.
+
+    python -m devtools.pump --queue imm-batch-updater-work [--mns http://127.0.0.1:9100] [--once]
+
+Each round receives up to 16 messages with the MNS SDK (`batch_receive_message`, long polling), turns them into a
+JSON array of `mns:Queue:SendMessage` CloudEvents (`data.messageBody` as the queue holds it: base64 unless the
+trigger decodes it, like EventBridge's default), calls `handler.handler` with it and an FC-shaped context, and
+deletes the messages when the handler returns. When the handler raises (some item not final), the messages stay
+and come back after the queue's visibility timeout, as EventBridge's retry would deliver them again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BATCH = 16  # MNS BatchReceiveMessage's most
+
+
+@dataclass
+class Key:
+    access_key_id: str
+    access_key_secret: str = field(repr=False)
+    security_token: str | None = field(default=None, repr=False)
+
+
+def cloud_event(queue: str, message: Any, region: str = "cn-hangzhou", account: str = "1234567890") -> dict[str, Any]:
+    """One message as EventBridge's MNS source delivers it (notes: fc-events-and-config.md, MNS queue)."""
+    return {
+        "id": str(uuid.uuid4()),
+        "source": "MNS-imm-batch-updater-work",
+        "specversion": "1.0",
+        "type": "mns:Queue:SendMessage",
+        "datacontenttype": "application/json;charset=utf-8",
+        "subject": f"acs:mns:{region}:{account}:queues/{queue}",
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+        "aliyunaccountid": account,
+        "data": {
+            "requestId": str(uuid.uuid4()),
+            "messageId": message.message_id,
+            "messageBody": message.message_body,
+        },
+    }
+
+
+def fc_context(key: Key, timeout: float = 60) -> SimpleNamespace:
+    return SimpleNamespace(
+        request_id=str(uuid.uuid4()),
+        credentials=SimpleNamespace(
+            access_key_id=key.access_key_id,
+            access_key_secret=key.access_key_secret,
+            security_token=key.security_token,
+        ),
+        function=SimpleNamespace(name="imm-batch-updater", handler="handler.handler", memory=512, timeout=timeout),
+        region=os.environ.get("IMM_REGION", "cn-hangzhou"),
+        account_id="1234567890",
+    )
+
+
+class Pump:
+    """Receives from `queue` at `endpoint` with `key` and hands each batch to `handler` (handler.handler)."""
+
+    def __init__(
+        self, endpoint: str, queue: str, key: Key, handler: Callable[[bytes, Any], Any], timeout_s: float = 60
+    ) -> None:
+        from mns.account import Account
+
+        account = Account(endpoint, key.access_key_id, key.access_key_secret, key.security_token or "")
+        self.queue = account.get_queue(queue)
+        self.queue.set_encoding(False)  # hand the body on as the queue holds it, as EventBridge does by default
+        self.name = queue
+        self.key = key
+        self.handler = handler
+        self.timeout_s = timeout_s
+        self.delivered = 0  # messages handed to the function and deleted
+        self.failed_deliveries = 0  # deliveries the function raised for (left on the queue)
+
+    def round(self, wait_s: int = 1) -> int:
+        """One receive, one delivery. Returns how many messages it delivered (0: the queue was empty)."""
+        from mns.mns_exception import MNSServerException
+
+        try:
+            messages = self.queue.batch_receive_message(BATCH, wait_s)
+        except MNSServerException as exc:
+            if getattr(exc, "type", "") == "MessageNotExist":
+                return 0
+            raise
+        event = json.dumps([cloud_event(self.name, m) for m in messages]).encode()
+        try:
+            self.handler(event, fc_context(self.key, self.timeout_s))
+        except Exception as exc:  # DeliveryIncomplete: EventBridge would deliver again after the visibility timeout
+            self.failed_deliveries += 1
+            print(f"pump: delivery not final ({type(exc).__name__}); left on the queue", file=sys.stderr)
+            return len(messages)
+        self.queue.batch_delete_message([m.receipt_handle for m in messages])
+        self.delivered += len(messages)
+        return len(messages)
+
+    def drain(self, idle_rounds: int = 1, wait_s: int = 1) -> int:
+        """Deliver until the queue stays empty for `idle_rounds` receives; the number of messages delivered."""
+        before = self.delivered
+        idle = 0
+        while idle < idle_rounds:
+            idle = 0 if self.round(wait_s) else idle + 1
+        return self.delivered - before
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devtools.pump", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--queue", default=os.environ.get("WORK_QUEUE"), help="the MNS queue (default: WORK_QUEUE)")
+    parser.add_argument(
+        "--mns",
+        default=os.environ.get("WORK_QUEUE_ENDPOINT") or "http://127.0.0.1:9100",
+        help="the MNS endpoint (default: WORK_QUEUE_ENDPOINT, else the local emulator)",
+    )
+    parser.add_argument("--once", action="store_true", help="deliver until the queue is empty, then stop")
+    args = parser.parse_args(argv)
+    if not args.queue:
+        parser.error("name the queue: --queue NAME (or set WORK_QUEUE)")
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    import handler
+
+    key = Key(
+        os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_ID", "local-ak"),
+        os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "local-secret"),
+        os.environ.get("ALIBABA_CLOUD_SECURITY_TOKEN") or None,
+    )
+    pump = Pump(args.mns, args.queue, key, handler.handler)
+    print(f"pump: delivering {args.queue} at {args.mns} to handler.handler (Ctrl-C stops)", file=sys.stderr)
+    try:
+        if args.once:
+            pump.drain()
+        else:
+            while True:
+                pump.round(wait_s=5)
+    except KeyboardInterrupt:
+        pass
+    print(f"pump: {pump.delivered} message(s) delivered", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,68 @@
+"""Audit and revert (issue #13, part 4): a fleet change's results (or its log lines) are enough to put every batch
+back: `python3 dev.py revert RESULTS` writes the documents that do it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from devtools.revert import results_in, revert_documents
+from tests.conftest import ROOT
+
+FLEET = "fleet-project"
+
+
+def snapshot(emu):
+    return {b["Id"]: {k: b.get(k) for k in ("Input", "Actions", "Tags")} for b in emu.imm.list_batches(FLEET)}
+
+
+def test_the_results_of_a_fleet_change_revert_it(invoke, emu, tmp_path):
+    emu.imm.create_batches(FLEET, 30, state="Ready", tags=lambda i: {"tier": "gold", "n": str(i)})
+    before = snapshot(emu)
+    change = {
+        "ProjectName": FLEET,
+        "Selector": {"TagSelector": "tier=gold"},
+        "Input": {"OSS": {"Bucket": "other-bucket", "Prefix": "new/"}},
+        "Actions": [{"Name": "video/convert", "Parameters": ["fps=30"]}],
+        "Tags": {"tier": "gold", "changed": "yes"},
+    }
+    results = invoke.direct(change)
+    assert snapshot(emu) != before
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(results))
+    out = subprocess.run(
+        [sys.executable, "-m", "devtools.revert", str(path)], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    documents = json.loads(out.stdout)
+    assert len(documents) == 30 and "30 document(s)" in out.stderr
+    reverted = invoke.direct(documents)
+    assert {r["status"] for r in reverted["results"]} == {"updated"}
+    assert snapshot(emu) == before
+
+
+def test_log_lines_revert_too_and_the_first_from_wins(invoke, emu, capsys):
+    [batch_id] = emu.imm.create_batches(FLEET, 1, state="Ready", tags={"v": "0"})
+    capsys.readouterr()
+    for step in ("1", "2"):
+        invoke.direct({"ProjectName": FLEET, "Id": batch_id, "Tags": {"v": step}})
+    lines = capsys.readouterr().out
+    documents, notes = revert_documents(results_in(lines))
+    assert documents == [{"ProjectName": FLEET, "Id": batch_id, "Tags": {"v": "0"}}] and notes == []
+
+
+def test_what_cannot_be_reverted_is_said():
+    results = [
+        {
+            "status": "updated",
+            "project": "p",
+            "batch_id": "b",
+            "resumed": True,
+            "diff": {"Tags": {"from": None, "to": {}}},
+        },
+        {"status": "dry_run", "project": "p", "batch_id": "c", "diff": {"Tags": {"from": {"a": 1}, "to": {}}}},
+        {"status": "failed", "project": "p", "batch_id": "d"},
+    ]
+    documents, notes = revert_documents(results, dry_run=True)
+    assert documents == []
+    assert any("resumed" in n for n in notes) and any("had no Tags" in n for n in notes)
