@@ -15,6 +15,8 @@ Figures (target in brackets):
 4. memory [<= 100 MB]: peak RSS (VmHWM) of a fresh process serving 1,000 updates through `handler.handler`.
 5. validation [> 1]: documents/s through the function's compiled validator / documents/s when a jsonschema
    Draft202012Validator is built for every call.
+6. fleet [0.90-1.15, 0 throttled]: one selector document over 200 batches, 20 ms IMM latency, IMM_MAX_QPS=50,
+   against an emulator enforcing a 50 calls/s quota / the 4 s that quota allows; plus a control run unpaced.
 
 The warm-overhead and throughput figures run the emulator in a process of its own (`bench/_emulator.py`), as IMM
 is across a network: in-process, its request handling would share the GIL and the CPU-time count with the code
@@ -494,6 +496,67 @@ def _docs_per_second(check: Callable[[Any], Any], docs: list[Any], n: int) -> fl
     return n / (time.perf_counter() - t0)
 
 
+# ---- 6. fleet ------------------------------------------------------------------------------------------------------
+def fleet(batches: int, qps: float = 50.0) -> tuple[list[Row], list[str]]:
+    """One selector document over `batches` batches, 20 ms IMM latency, IMM_MAX_QPS=qps, against an emulator that
+    enforces a quota of `qps` calls/s (a token bucket, like the gateway): elapsed / the time the quota allows
+    (`batches` / qps), and the throttling answers drawn. A control run without IMM_MAX_QPS shows what pacing saves.
+    In-process emulator: the figure is made of waiting, not of CPU."""
+    from emulator import Emulator
+
+    key = Key.new()
+    rows: list[Row] = []
+    notes: list[str] = []
+    doc = {"ProjectName": PROJECT, "Selector": {"TagSelector": "bench=fleet"}, "MaxBatches": 10_000}
+    for paced in (True, False):
+        with Emulator(seed="demo") as emu:
+            emu.keyring.add(key.access_key_id, key.access_key_secret, key.security_token)
+            emu.imm.create_batches(PROJECT, batches, state="Ready", tags={"bench": "fleet"})
+            for action in ("ListBatches", "UpdateBatch"):
+                emu.faults.inject(action, "latency", count=None, seconds=0.02)
+            emu.faults.quota(qps)
+            point_function_at(emu.endpoint, precheck=True)
+            os.environ["IMM_MAX_QPS"] = str(qps) if paced else "0"
+            from imm_batch_updater.config import Settings
+
+            Settings.reload()
+            label = f"IMM_MAX_QPS={qps:g}" if paced else "no IMM_MAX_QPS (control)"
+            progress(f"fleet: one selector over {batches} batches, {label}")
+            t0 = time.perf_counter()
+            with function_stdout_discarded():
+                try:
+                    result = handler_call(json.dumps({**doc, "Tags": {"run": label}}).encode(), key)
+                except Exception as exc:  # DeliveryIncomplete in the control run: throttled beyond its retries
+                    result = {"results": [], "error": type(exc).__name__}
+            elapsed = time.perf_counter() - t0
+            calls = len(emu.calls(service="imm"))
+            throttled = emu.faults.count(kind="throttle")
+            updated = sum(1 for r in result["results"] if r["status"] == "updated")
+        del os.environ["IMM_MAX_QPS"]
+        allowed = batches / qps
+        if paced:
+            ratio = elapsed / allowed
+            ok = 0.9 <= ratio <= 1.15 and throttled == 0 and updated == batches
+            measured = (
+                f"{elapsed:.2f} s vs {allowed:.1f} s, {calls} IMM calls, {throttled} throttled, {updated} updated"
+            )
+            rows.append(
+                Row(f"fleet ({batches} batches, {label})", f"{ratio:.3f}", "0.90-1.15, 0 throttled", ok, measured)
+            )
+        else:
+            notes.append(
+                f"fleet control, {label}: {elapsed:.2f} s, {calls} IMM calls, {throttled} answered Throttling.User, "
+                f"{updated} of {batches} updated"
+            )
+    return rows, notes
+
+
+def handler_call(event: bytes, key: Key) -> Any:
+    import handler
+
+    return handler.handler(event, fc_context(key, timeout=120))
+
+
 # ---- report ------------------------------------------------------------------------------------------------------
 def _cpus() -> int:
     try:
@@ -537,6 +600,7 @@ def main(argv: list[str] | None = None) -> int:
         "sweep": () if quick else (1, 2, 4, 8, 16, 32),
         "memory": 100 if quick else 1000,
         "validation": 300 if quick else 30000,
+        "fleet": 50 if quick else 200,
     }
     clean_function_env()
     started = time.perf_counter()
@@ -553,6 +617,9 @@ def main(argv: list[str] | None = None) -> int:
         rows += throughput_rows
         rows += memory(emu.endpoint, key, sizes["memory"])
     rows += validation(sizes["validation"])
+    fleet_rows, fleet_notes = fleet(sizes["fleet"])
+    rows += fleet_rows
+    notes += fleet_notes
 
     mode = "quick mode: small N, the figures are rough" if quick else "full mode"
     print(f"imm-batch-updater benchmarks ({mode}), {time.perf_counter() - started:.0f} s")

@@ -98,6 +98,7 @@ class FaultInjector:
         self._random_actions: frozenset[str] = frozenset({"*"})
         self._random_service: str | None = None
         self._rng = _random.Random()
+        self._quota: _Bucket | None = None
         self.injected: list[InjectedFault] = []
 
     # -- configuration ---------------------------------------------------------------------------------------
@@ -142,12 +143,31 @@ class FaultInjector:
             self._random_service = service
             self._rng = _random.Random(seed)
 
+    def quota(self, qps: float | None, *, service: str = "imm", burst: float | None = None) -> None:
+        """API flow control like the cloud gateway's: every call to `service` takes a token from a bucket that
+        holds `burst` tokens (default: one second's worth, `qps`) and refills at `qps` per second; a call that
+        finds it empty is answered `Throttling.User` (HTTP 429, IMM's throttling code) and counted in
+        `injected` as kind "throttle". `quota(None)` turns it off.
+
+            emu.faults.quota(50)            # IMM answers at most 50 calls/s sustained, bursts of 50
+        """
+        with self._lock:
+            if qps is None:
+                self._quota = None
+                return
+            if qps <= 0:
+                raise ValueError("qps must be > 0")
+            size = float(burst if burst is not None else qps)
+            self._quota = _Bucket(service, float(qps), size, size, time.monotonic())
+
     def clear(self) -> None:
-        """Remove every scripted and random fault (the record of injected faults is kept; see `reset_counts`)."""
+        """Remove every scripted and random fault and the quota (the record of injected faults is kept; see
+        `reset_counts`)."""
         with self._lock:
             self._rules.clear()
             self._rate = 0.0
             self._random_kinds = []
+            self._quota = None
 
     @property
     def rate(self) -> float:
@@ -204,7 +224,11 @@ class FaultInjector:
         """A fault response for this call, or None to let the service answer (after any injected latency)."""
         chosen: tuple[str, dict[str, Any]] | None = None
         with self._lock:
-            for rule in self._rules:
+            # The quota first: a call over it is refused at the gateway, before any scripted behaviour.
+            if self._quota is not None and self._quota.service == service.name:
+                if not self._quota.take(time.monotonic()):
+                    chosen = ("throttle", {"status": 429})
+            for rule in self._rules if chosen is None else ():
                 if rule.matches(service.name, action):
                     chosen = (rule.kind, rule.opts)
                     if rule.remaining is not None:
@@ -225,6 +249,25 @@ class FaultInjector:
         return ("*" in self._random_actions or action in self._random_actions) and (
             self._random_service is None or self._random_service == service
         )
+
+
+@dataclass
+class _Bucket:
+    """A token bucket (the quota): `tokens` of `size`, refilled at `rate` per second since `at`."""
+
+    service: str
+    rate: float
+    size: float
+    tokens: float
+    at: float
+
+    def take(self, now: float) -> bool:
+        self.tokens = min(self.size, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
 
 
 def _check_options(kind: str, opts: dict[str, Any]) -> None:

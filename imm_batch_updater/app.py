@@ -20,7 +20,7 @@ import time
 from functools import lru_cache
 from typing import Any
 
-from imm_batch_updater import fleet, logs
+from imm_batch_updater import logs
 from imm_batch_updater.apply import apply_update, unapplied
 from imm_batch_updater.config import Settings
 from imm_batch_updater.context import Endpoint, EndpointUnknown, InvocationContext, endpoint
@@ -110,6 +110,8 @@ class App:
         flat: list[Item] = []
         for item in items:
             if isinstance(item, UpdateRequest) and item.selector is not None:
+                from imm_batch_updater import fleet  # only fleet documents need it
+
                 flat.extend(fleet.expand(item, imm, ctx))
             else:
                 flat.append(item)

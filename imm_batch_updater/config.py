@@ -169,9 +169,9 @@ class Settings:
         protocol = env_choice(env.get("IMM_PROTOCOL"), "IMM_PROTOCOL", ("https", "http"), "https", warnings)
         # Fail closed: an unknown mode must never open the endpoint.
         http_auth = env_choice(env.get("HTTP_AUTH"), "HTTP_AUTH", ("webhook", "none"), "webhook", warnings)
-        from imm_batch_updater.sinks import SINKS  # each sink parses its own variables
+        from imm_batch_updater import sinks as optional_sinks  # each sink parses its own variables
 
-        sinks = tuple(c for c in (s.configure(env, warnings) for s in SINKS) if c is not None)
+        sinks = optional_sinks.configure(env, warnings)
         return cls(
             imm_endpoint=text(env, "IMM_ENDPOINT"),
             imm_protocol=protocol,

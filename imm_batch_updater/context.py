@@ -44,6 +44,7 @@ class InvocationContext:
     def __init__(self, context: Any, settings: Settings) -> None:
         self.raw = context
         self.settings = settings
+
         def get(name: str) -> Any:
             return context.get(name) if isinstance(context, dict) else getattr(context, name, None)
 

@@ -14,22 +14,52 @@ outcomes they receive; every mode includes the dead letters (final failures). A 
 the result function is the function itself) is refused: an error is logged on every invocation, that sink sends
 nothing, and the outcomes are still logged. SDKs are imported only by the sinks that are configured.
 
-Adding a sink: a module with a `SinkType` (its name, variables, `configure`) and a config whose `build` makes the
-sink, then one entry in `SINKS`.
+Adding a sink: a module that is a `SinkType` (its `name`, its `variables`, `configure`) with a config whose
+`build` makes the sink, then one entry in `SINKS`. A sink's module is imported only when the variable that asks
+for it is set: functions without optional sinks never load their code.
 """
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Mapping
+from typing import NamedTuple, cast
+
 from imm_batch_updater import logs
+from imm_batch_updater.config import text
 from imm_batch_updater.context import Context
-from imm_batch_updater.sinks import fc_function, mns_topic, webhook
-from imm_batch_updater.sinks.base import Invocation, Sink, SinkConfigError, SinkType
+from imm_batch_updater.sinks.base import Invocation, Sink, SinkConfig, SinkConfigError, SinkType
 from imm_batch_updater.sinks.log import LogSink
 
-__all__ = ["SINKS", "Invocation", "LogSink", "Sink", "configured_sinks"]
+__all__ = ["SINKS", "Invocation", "LogSink", "Sink", "configure", "configured_sinks"]
+
+
+class SinkEntry(NamedTuple):
+    name: str
+    module: str  # the sink's module: a SinkType
+    enabled_by: str  # the variable that asks for the sink (the first of the module's `variables`)
+
+    def load(self) -> SinkType:
+        return cast(SinkType, importlib.import_module(self.module))
+
 
 # The optional sinks, in the order they are sent to.
-SINKS: tuple[SinkType, ...] = (mns_topic, webhook, fc_function)  # modules: each is a SinkType
+SINKS = (
+    SinkEntry("mns_topic", "imm_batch_updater.sinks.mns_topic", "RESULT_MNS_TOPIC"),
+    SinkEntry("webhook", "imm_batch_updater.sinks.webhook", "RESULT_WEBHOOK_URL"),
+    SinkEntry("fc_function", "imm_batch_updater.sinks.fc_function", "RESULT_FC_FUNCTION"),
+)
+
+
+def configure(env: Mapping[str, str], warnings: list[str]) -> tuple[SinkConfig, ...]:
+    """Each asked-for sink's settings, parsed by the sink's own module (`config.Settings.from_env` calls this)."""
+    configs = []
+    for entry in SINKS:
+        if text(env, entry.enabled_by) is not None:
+            config = entry.load().configure(env, warnings)
+            if config is not None:
+                configs.append(config)
+    return tuple(configs)
 
 
 def configured_sinks(ctx: Context) -> list[Sink]:

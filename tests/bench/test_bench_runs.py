@@ -17,6 +17,7 @@ FIGURES = [
     "throughput",
     "memory",
     "validation",
+    "fleet (50 batches, IMM_MAX_QPS=50)",
 ]
 
 

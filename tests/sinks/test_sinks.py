@@ -165,3 +165,12 @@ print(json.dumps(sorted(m for m in ("mns", "fc2", "alibabacloud_fc20230330") if 
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_each_sink_entry_names_its_modules_first_variable():
+    """A sink's module is imported only when its first variable is set: the entry must name that variable."""
+    from imm_batch_updater.sinks import SINKS
+
+    for entry in SINKS:
+        module = entry.load()
+        assert module.name == entry.name and module.variables[0] == entry.enabled_by
