@@ -13,6 +13,9 @@ the first time (and again whenever a requirements file changes).
     python3 dev.py sign FILE         # print a Standard Webhooks-signed curl for FILE (export WEBHOOK_SECRET first)
     python3 dev.py emulator          # only the emulator (IMM + OSS + MNS) on 127.0.0.1:9100
     python3 dev.py bench             # the benchmarks in bench/
+    python3 dev.py pump [--queue Q]  # deliver the work queue (WORK_QUEUE) back to the handler, as its EventBridge
+                                     # trigger does (the emulator's MNS by default; --once stops when it is empty)
+    python3 dev.py revert RESULTS    # the documents that undo a change, from its results or outcome log lines
     python3 dev.py lock [--check]    # compile requirements.txt and requirements-dev.txt from the .in files (uv);
                                      # --check: fail when they are stale, and install the runtime lock alone on
                                      # Python 3.10 with `pip check`
@@ -323,6 +326,8 @@ MODULES = {
     "invoke": "devtools.invoke",
     "sign": "devtools.sign",
     "bench": "bench",
+    "pump": "devtools.pump",
+    "revert": "devtools.revert",
 }
 
 

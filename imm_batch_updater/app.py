@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -72,7 +73,7 @@ class App:
                 logs.warning("configuration", detail=warning)
 
     # -- messages -> outcomes ---------------------------------------------------------------------------------
-    def apply(self, messages: list[Message], ctx: InvocationContext) -> list[Outcome]:
+    def apply(self, messages: Sequence[Message], ctx: InvocationContext) -> list[Outcome]:
         if not messages:  # e.g. an OSS event holding only removal records: nothing to apply, nothing to retry
             logs.info("the event holds no update", request_id=ctx.request_id)
         plan = first_copies(messages, ctx)  # [] when no message id repeats (the common case)
@@ -86,8 +87,10 @@ class App:
                 spans.append((start, len(items)))
             else:
                 spans.append(spans[first])  # a repeat: the first copy's results, without applying it again
-        if any(isinstance(i, UpdateRequest) for i in items):
-            items = self._apply_requests(items, ctx)
+        for item in items:
+            if isinstance(item, UpdateRequest):
+                items = self._apply_requests(items, ctx)
+                break
         if not plan:
             return [i for i in items if isinstance(i, Outcome)]
         outcomes: list[Outcome] = []
@@ -115,8 +118,8 @@ class App:
                 flat.extend(fleet.expand(item, imm, ctx))
             else:
                 flat.append(item)
-        expanded = sum(isinstance(i, UpdateRequest) for i in flat)
-        if expanded > len(requests):  # selectors matched batches: the retry budget covers each of them
+        if len(flat) != len(items):  # selectors matched batches: the retry budget covers each of them
+            expanded = sum(isinstance(i, UpdateRequest) for i in flat)
             imm.budget = RetryBudget.for_delivery(expanded, settings.max_attempts)
 
         def apply(request: UpdateRequest) -> Outcome:
@@ -173,7 +176,7 @@ def _policy(max_attempts: int, base_ms: int, cap_ms: int) -> RetryPolicy:
     return RetryPolicy(max_attempts, base_ms, cap_ms)
 
 
-def first_copies(messages: list[Message], ctx: InvocationContext) -> list[int | None]:
+def first_copies(messages: Sequence[Message], ctx: InvocationContext) -> list[int | None]:
     """For each message, None, or the position of an earlier message with the same id (the message is a repeat);
     an empty list when no message is a repeat.
 

@@ -8,8 +8,7 @@ they are read with `attr`, which takes objects and dicts alike.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from imm_batch_updater import credentials as creds
 from imm_batch_updater.config import DEFAULT_TIMEOUT_S, Settings
@@ -82,8 +81,7 @@ class EndpointUnknown(Exception):
     """A default endpoint needs a value nobody gave (the message says which variable to set)."""
 
 
-@dataclass(frozen=True)
-class Endpoint:
+class Endpoint(NamedTuple):
     scheme: str  # "http" or "https"
     host: str  # host[:port]
 

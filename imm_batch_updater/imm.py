@@ -29,10 +29,9 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import Enum
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from imm_batch_updater import retry
 from imm_batch_updater.context import Endpoint
@@ -198,6 +197,9 @@ def _not_strict(body: dict[str, Any]) -> bool:
     return False
 
 
+_answers = threading.local()  # the last checked answer body of each thread's call (see _CheckedClient)
+
+
 @lru_cache(maxsize=1)
 def _client_class() -> type:
     # Imported on first use: the SDK takes ~70 ms to import, and invocations that only answer (HTTP GETs,
@@ -205,11 +207,13 @@ def _client_class() -> type:
     from alibabacloud_imm20200930.client import Client
 
     class _CheckedClient(Client):
-        """The IMM SDK's client; only its answers are checked before its response models see them."""
+        """The IMM SDK's client; only its answers are checked before its response models see them (and kept for
+        the calling thread: a batch is read from IMM's answer as sent, not from the model's `to_map` copy)."""
 
         def call_api(self, params: Any, request: Any, runtime: Any) -> Any:
             answer = super().call_api(params, request, runtime)
             check_answer(params.action, answer)
+            _answers.body = answer["body"]
             return answer
 
     return _CheckedClient
@@ -223,8 +227,7 @@ def _models() -> Any:
 
 
 # -- the client for one invocation -------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Answer:
+class Answer(NamedTuple):
     attempts: int
     request_id: str | None
     batch: dict[str, Any] | None = None  # GetBatch
@@ -272,9 +275,8 @@ class ImmClient:
     def get_batch(self, project: str, batch_id: str) -> Answer:
         request = self._build(lambda m: m.GetBatchRequest(project_name=project, id=batch_id))
         response, attempts = self._call("GetBatch", lambda c, r: c.get_batch_with_options(request, r))
-        body = response.body
-        batch = body.batch.to_map() if body.batch is not None else {}
-        return Answer(attempts, body.request_id, batch=batch)
+        body = _answers.body  # checked: a dict with RequestId and a Batch in one of the five states
+        return Answer(attempts, response.body.request_id, batch=body["Batch"])
 
     def update_batch(self, project: str, batch_id: str, changes: dict[str, Any]) -> Answer:
         request = self._build(lambda m: update_request(m, project, batch_id, changes))
@@ -300,9 +302,9 @@ class ImmClient:
             )
         )
         response, attempts = self._call("ListBatches", lambda c, r: c.list_batches_with_options(request, r))
-        body = response.body
-        batches = [b.to_map() for b in (body.batches or [])]
-        return Answer(attempts, body.request_id, batches=batches, next_token=body.next_token or None)
+        body = _answers.body  # checked: every listed batch has an Id and one of the five states
+        batches = list(body.get("Batches") or [])
+        return Answer(attempts, response.body.request_id, batches=batches, next_token=body.get("NextToken") or None)
 
     # -- one call, with its retries -------------------------------------------------------------------------------
     @staticmethod

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from imm_batch_updater.watchdog import guard
+from imm_batch_updater import watchdog
 
 # Stop this long before FC's own timeout, so the outcome is still reported (and logged) by us.
 MIN_MARGIN_S = 0.5
@@ -139,21 +139,23 @@ def call(
         if left < MIN_ATTEMPT_S:
             raise _counted(deadline_exceeded(what), attempts)
         attempts += 1
-        with guard(deadline) as watch:
-            try:
-                result = attempt(left)
-            except CallError as exc:
-                error = deadline_exceeded(what) if watch.fired else exc
-            except Exception:
-                if watch.fired:  # the watchdog broke the connection: say so, not what the SDK made of it
-                    raise _counted(deadline_exceeded(what), attempts) from None
-                raise
-            else:
-                if not watch.fired:
-                    return result, attempts
-                # An answer cut short can still parse (a 200 whose headers were cut has no body to wait for):
-                # never take it for a success. At worst a call that had just completed is reported failed.
-                error = deadline_exceeded(what)
+        watch = watchdog.watch(deadline)
+        try:
+            result = attempt(left)
+        except CallError as exc:
+            error = deadline_exceeded(what) if watch.fired else exc
+        except Exception:
+            if watch.fired:  # the watchdog broke the connection: say so, not what the SDK made of it
+                raise _counted(deadline_exceeded(what), attempts) from None
+            raise
+        else:
+            if not watch.fired:
+                return result, attempts
+            # An answer cut short can still parse (a 200 whose headers were cut has no body to wait for): never
+            # take it for a success. At worst a call that had just completed is reported failed.
+            error = deadline_exceeded(what)
+        finally:
+            watchdog.unwatch(watch)
         if not error.retriable or attempts >= policy.max_attempts:
             raise _counted(error, attempts)
         delay = 0.0 if error.extra.get("immediate") else policy.delay_s(attempts, error.retry_after_ms)

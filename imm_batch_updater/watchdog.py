@@ -124,6 +124,17 @@ def _sockets_in(frame: FrameType) -> list[socket.socket]:
 _watchdog = _Watchdog()
 
 
+def watch(deadline: HasDeadline) -> Watch:
+    """Start bounding this thread's blocking calls by `deadline.expires_at`; end it with `unwatch` (in a finally)."""
+    w = Watch(deadline.expires_at, threading.get_ident())
+    _watchdog.add(w)
+    return w
+
+
+def unwatch(w: Watch) -> None:
+    _watchdog.remove(w)
+
+
 class guard:  # noqa: N801 -- used like a function: `with guard(deadline) as watch:`
     """Bound the blocking calls made inside the `with` block (in this thread) by `deadline.expires_at`."""
 

@@ -25,14 +25,15 @@ class LogSink:
         # piece per delivery.
         ts = logs.timestamp()
         request_id, function, default_source = invocation
+        head: dict[str, Any] = {}  # what every line of this invocation says first
+        if request_id is not None:
+            head["request_id"] = request_id
+        if function is not None:
+            head["function"] = function
         records = []
         for o in outcomes:
             status = o.status
-            record: dict[str, Any] = {"ts": ts, "level": _LEVEL[status], "msg": "outcome"}
-            if request_id is not None:
-                record["request_id"] = request_id
-            if function is not None:
-                record["function"] = function
+            record: dict[str, Any] = {"ts": ts, "level": _LEVEL[status], "msg": "outcome", **head}
             record["source"] = o.source or default_source
             if o.message_id is not None:
                 record["message_id"] = o.message_id

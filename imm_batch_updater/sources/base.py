@@ -7,8 +7,8 @@ back into the application: the app runs decode -> detect -> receive -> documents
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Protocol
 
 from imm_batch_updater.context import Context
 from imm_batch_updater.outcome import Outcome, Status
@@ -46,8 +46,7 @@ class SourceFailure:
     path: str = ""
 
 
-@dataclass(frozen=True)
-class Message:
+class Message(NamedTuple):
     """One delivered message: its decoded body (one update document or a JSON array of them), or its failure.
 
     `faults` lists the values in `document` that can never be sent (strictjson), with pointers relative to it.
@@ -63,15 +62,14 @@ class Message:
     def of(cls, source: str, message_id: str | None, body: Decoded | SourceFailure) -> Message:
         if isinstance(body, SourceFailure):
             return cls(source, message_id, failure=body)
-        return cls(source, message_id, document=body.value, faults=body.faults)
+        return cls(source, message_id, body.value, body.faults)
 
 
-@dataclass(frozen=True)
-class Delivery:
+class Delivery(NamedTuple):
     """What a source made of one event: the messages to apply, or an answer decided without applying anything
     (an HTTP route, an unauthenticated request, a replay). `state` is the source's own, kept for `answer`."""
 
-    messages: list[Message] = field(default_factory=list)
+    messages: tuple[Message, ...] | list[Message] = ()
     answer: Any = None
     state: Any = None
 
