@@ -1,6 +1,6 @@
 """Fault injection: make chosen calls fail the ways the real cloud fails, so retry and error paths get tested.
 
-Kinds (what the function must survive, notes/imm-wire-facts.md §3.2 and §5):
+Kinds (what the function must survive: the POP gateway's throttling and 5xx answers, and what proxies do):
 
 - `throttle`: `Throttling.User`, HTTP 400 (the POP tables) or 429 (`status=429`); `retry_after=MS` adds the
   `x-acs-retry-after` header, which makes the IMM SDK raise `ThrottlingException` instead of `ClientException`.

@@ -1,6 +1,7 @@
 """IMM 2020-09-30 batch API (CreateBatch … DeleteBatch) as the POP gateway and IMM answer it.
 
-Wire shapes, error codes and state rules follow notes/imm-wire-facts.md. The store is in memory behind one lock;
+Wire shapes, error codes and state rules follow the IMM 2020-09-30 API reference (CreateBatch ... DeleteBatch,
+"Error codes") and what the IMM SDK sends. The store is in memory behind one lock;
 tests reach it directly through the inspection methods (`create_batch`, `create_batches`, `set_state`,
 `progress`, …) instead of going through the wire, so they can set up states that the public API cannot reach
 (Running, Failed).

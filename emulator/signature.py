@@ -8,7 +8,7 @@ Two schemes reach an RPC product such as IMM:
   form parameter.
 
 The gateway's other checks are reproduced too, because the function must react to each of them differently
-(notes/imm-wire-facts.md §3.2): an unknown key, a wrong signature, a clock more than 15 minutes off, a replayed
+(Alibaba Cloud POP gateway error codes: IMM API reference, "Error codes"): an unknown key, a wrong signature, a clock more than 15 minutes off, a replayed
 nonce, and STS keys whose security token is missing, wrong or expired.
 
 Verifiers return None when the request is authentic, else an `AuthError` (HTTP status, code, message) that the

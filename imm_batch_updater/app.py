@@ -183,8 +183,8 @@ def first_copies(messages: Sequence[Message], ctx: InvocationContext) -> list[in
     At-least-once delivery can put one message into a delivery twice (an EventBridge batch push holding a
     redelivered MNS message, an OSS record repeated). Applying it twice is harmless for IMM but wrong for order:
     with A, B, A(again) for one batch the last write would be the stale A. So a repeat is not applied; the first
-    copy holds the message's place in the delivery order, and the repeat gets a copy of its results (DESIGN: one
-    result per document), marked `duplicate`. Done on the ids the adapters set, so every trigger gets it;
+    copy holds the message's place in the delivery order, and the repeat gets a copy of its results (one result per
+    document), marked `duplicate`. Done on the ids the adapters set, so every trigger gets it;
     messages without an id are never merged.
     """
     if len(messages) < 2:

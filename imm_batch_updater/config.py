@@ -1,6 +1,6 @@
 """Settings: every environment variable the function reads, parsed in one place (`Settings.from_env`).
 
-The pinned variables (DESIGN "Runtime contract" and "Fleet updates") keep their names; the others are ours and are
+The pinned variables (README "Configuration" marks them) keep their names; the others are ours; all are
 documented in the README. Each optional sink declares its own variables (`sinks.SINKS`); `Settings` holds what
 they parsed. A malformed value never crashes the function: it falls back to the default and is reported once in
 the log as a `configuration` warning.

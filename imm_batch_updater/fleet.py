@@ -1,5 +1,5 @@
 """Fleet updates: a document with a `Selector` instead of an `Id` changes every batch IMM's ListBatches matches
-(DESIGN "Fleet updates").
+(README "Fleet updates").
 
     {"ProjectName": "media", "Selector": {"State": "Failed", "TagSelector": "pipeline=video"},
      "Actions": [{"Name": "video/convert", "Parameters": ["fps=30"]}], "Resume": true, "MaxBatches": 500}

@@ -96,7 +96,7 @@ class NotImmAnswer(Exception):
 
 def names_state(message: str) -> bool:
     """Does IMM's refusal name the batch state (e.g. "... when the batch state is Running")? IMM's wording is not
-    documented; DESIGN pins `conflict` when the message names the state."""
+    documented; the contract (README "Outcomes") makes it `conflict` when the message names the state."""
     return STATE_NAMES.search(message) is not None
 
 

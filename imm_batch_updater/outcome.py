@@ -1,4 +1,4 @@
-"""The result of one update document (pinned contract: DESIGN "Outcomes"), immutable once made.
+"""The result of one update document (the pinned contract: README "Outcomes"), immutable once made.
 
     >>> o = Outcome(Status.UPDATED, "demo-project", "batch-1", resumed=False, attempts=1)
     >>> o.final, o.ok, o.to_dict()["status"]
@@ -125,7 +125,7 @@ class Outcome:
 
 
 def invalid(message: str, details: list[Detail], code: str = "InvalidDocument", **fields: Any) -> Outcome:
-    """An `invalid` outcome; `details` must not be empty (DESIGN: every `invalid` lists its problems)."""
+    """An `invalid` outcome; `details` must not be empty (the contract: every `invalid` lists its problems)."""
     if not details:
         details = [Detail("", message)]
     return Outcome(Status.INVALID, error=ErrorInfo(code, message, tuple(details)), **fields)

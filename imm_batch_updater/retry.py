@@ -109,7 +109,7 @@ class RetryBudget:
     @classmethod
     def for_delivery(cls, documents: int, max_attempts: int) -> RetryBudget:
         """Enough for one document's three calls (GetBatch, UpdateBatch, ResumeBatch) to use every attempt they
-        have, so a single-document delivery always gets IMM_MAX_ATTEMPTS per call (DESIGN: at least 4 by default),
+        have, so a single-document delivery always gets IMM_MAX_ATTEMPTS per call (the contract: at least 4 by default),
         plus 2 retries for each further document."""
         return cls(3 * (max_attempts - 1) + 2 * max(0, documents - 1))
 

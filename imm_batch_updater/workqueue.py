@@ -1,4 +1,4 @@
-"""Fan-out of large selections over the work queue (`WORK_QUEUE`, DESIGN "Fleet updates").
+"""Fan-out of large selections over the work queue (`WORK_QUEUE`, README "Fleet updates").
 
 When a selector (not a DryRun) matches more than `FANOUT_BATCHES` batches and `WORK_QUEUE` names an MNS queue, the
 function applies none of them itself: each matched batch becomes one single-`Id` document (the same changes and
@@ -31,7 +31,7 @@ from imm_batch_updater.documents import UpdateRequest
 from imm_batch_updater.outcome import ErrorInfo, Outcome, Status
 from imm_batch_updater.retry import CallError, RetryPolicy
 
-DOCUMENTS_PER_MESSAGE = 50  # DESIGN: bodies are JSON arrays of at most 50 documents
+DOCUMENTS_PER_MESSAGE = 50  # the pinned contract: bodies are JSON arrays of at most 50 documents
 MESSAGES_PER_REQUEST = 16  # MNS BatchSendMessage
 MAX_BODY_BYTES = 47_000  # one message: 64 KB after the SDK's base64
 MAX_REQUEST_BYTES = 48_000  # all the bodies of one BatchSendMessage: 64 KB after base64 (65,536 * 3 / 4 = 49,152)

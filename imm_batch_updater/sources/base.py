@@ -93,7 +93,7 @@ class EventSource(Protocol):
 
 class EventTrigger:
     """Base of the event (non-HTTP) triggers: their answer is `{"results": [...]}`, raised as DeliveryIncomplete
-    when some outcome is not final (DESIGN "Event triggers")."""
+    when some outcome is not final (README "Delivery semantics")."""
 
     name = "event"
 
@@ -109,7 +109,7 @@ class EventTrigger:
 
 
 def envelope_failure(faults: tuple[tuple[str, Fault], ...], what: str = "the event") -> SourceFailure:
-    """A message whose envelope holds a value that can never be sent: `invalid` at "" (DESIGN "Strict input")."""
+    """A message whose envelope holds a value that can never be sent: `invalid` at "" (README "Reliability": strict input)."""
     where, fault = faults[0]
     return SourceFailure(Status.INVALID, fault.code, f"{what} holds {fault.reason} at {where or 'its top level'}")
 

@@ -249,7 +249,7 @@ def test_the_function_accepts_this_configuration(props):
 
 
 def test_large_selections_fan_out_to_the_queue_trigger(props, triggers):
-    """WORK_QUEUE is the queue that triggers the function (DESIGN "Fleet updates"), granted in the RAM policy."""
+    """WORK_QUEUE is the queue that triggers the function (README "Fleet updates"), granted in the RAM policy."""
     env = props["environmentVariables"]
     source = triggers["eventbridge"]["triggerConfig"]["eventSourceConfig"]["eventSourceParameters"]
     assert env["WORK_QUEUE"] == source["sourceMNSParameters"]["QueueName"]

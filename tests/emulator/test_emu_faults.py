@@ -1,4 +1,4 @@
-"""Injected faults and what the real SDK makes of them (notes/imm-wire-facts.md §5)."""
+"""Injected faults and what the real SDK makes of them ."""
 
 from __future__ import annotations
 

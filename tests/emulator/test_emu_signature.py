@@ -1,4 +1,4 @@
-"""The ACS3 / V2 verifier against the fixed vectors of notes/imm-wire-facts.md §4.4 and against live SDK requests."""
+"""The ACS3 / V2 verifier against fixed ACS3 signature vectors and against live SDK requests."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Fleet updates (issue #13, DESIGN "Fleet updates"): one document with a `Selector` changes every batch IMM's
+"""Fleet updates (issue #13, README "Fleet updates"): one document with a `Selector` changes every batch IMM's
 ListBatches matches, with the precheck, `Resume`, `DryRun`, `MaxBatches` and audit diffs of single-Id documents.
 Everything runs through the official IMM SDK against the emulator."""
 

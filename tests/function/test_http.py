@@ -129,7 +129,7 @@ def test_bad_base64_body_is_401_when_signed_else_400(invoke, fn_env):
     raw_headers = signed_headers(invoke.secret, b"")
     event["headers"] = raw_headers
     response = handler.handler(json.dumps(event).encode(), fc_context(invoke.sts))
-    # The signed bytes cannot be known, so it cannot be authenticated: 401, as DESIGN pins for those.
+    # The signed bytes cannot be known, so it cannot be authenticated: 401, as the contract pins for those.
     assert response["statusCode"] == 401
     fn_env.setenv("HTTP_AUTH", "none")
     response = handler.handler(json.dumps(event).encode(), fc_context(invoke.sts))

@@ -97,7 +97,7 @@ def test_connection_refused_is_failed(invoke, fn_env):
 
 
 def test_one_document_gets_every_attempt_for_each_call(invoke, emu):
-    """DESIGN: at least 4 attempts by default. GetBatch throttled 3 times must not eat UpdateBatch's attempts."""
+    """The contract: at least 4 attempts by default. GetBatch throttled 3 times must not eat UpdateBatch's attempts."""
     emu.faults.inject("GetBatch", "throttle", count=3, status=429)
     emu.faults.inject("UpdateBatch", "throttle", count=3, status=429)
     emu.faults.inject("ResumeBatch", "unavailable", count=3)
@@ -120,7 +120,7 @@ def test_a_retry_storm_is_cut_off(invoke, emu):
 
 @pytest.mark.parametrize("remaining_ms", [200, 201, 999, 3000, 4500, 13_000, 60_000])
 def test_one_attempt_ends_within_the_time_left(remaining_ms):
-    """A connect that hangs, then a read that hangs: together still within the deadline (DESIGN: the invocation
+    """A connect that hangs, then a read that hangs: together still within the deadline (the contract: the invocation
     always ends within the function timeout)."""
     from imm_batch_updater.imm import attempt_timeouts
 

@@ -1,4 +1,4 @@
-"""Trigger event builders, shaped like the payloads in notes/fc-events-and-config.md §3 (FC 3.0)."""
+"""Trigger event builders, shaped like the FC 3.0 trigger payloads (the same as examples/)."""
 
 from __future__ import annotations
 

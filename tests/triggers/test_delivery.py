@@ -58,7 +58,7 @@ def test_the_redelivery_after_a_raise_applies_harmlessly(invoke, emu):
 
 # ---- duplicates ----------------------------------------------------------------------------------------------------
 def test_the_same_queue_message_twice_in_a_batch_push_is_applied_once(invoke, emu):
-    """Applied once, but each copy gets a result (DESIGN: one per document): the repeat is marked `duplicate`."""
+    """Applied once, but each copy gets a result (one per document): the repeat is marked `duplicate`."""
     result = run(invoke, [cloud_event(tagged(1), "SAME"), cloud_event(tagged(1), "SAME")])
     assert statuses(result) == ["updated", "updated"] and len(emu.calls(action="UpdateBatch")) == 1
     first, repeat = result["results"]

@@ -50,7 +50,7 @@ def test_topic_stream_without_attributes_is_the_raw_body(invoke, emu):
 
 
 def test_topic_stream_without_attributes_may_be_base64(invoke, emu):
-    """DESIGN: the STREAM body may be base64 of the document; without attributes that is the whole event."""
+    """The contract: the STREAM body may be base64 of the document; without attributes that is the whole event."""
     result = invoke.direct(None, raw=b64({**DOC, "Tags": {"via": "stream-b64"}}).encode())
     assert statuses(result) == ["updated"]
     assert emu.imm.get_batch(PROJECT, READY)["Tags"] == {"via": "stream-b64"}
@@ -59,7 +59,7 @@ def test_topic_stream_without_attributes_may_be_base64(invoke, emu):
 
 
 def test_topic_message_neither_json_nor_base64_is_invalid_as_a_whole_document(invoke, emu):
-    """DESIGN: path "" for a body that is not JSON at all; the message says where the body was in the event."""
+    """The contract: path "" for a body that is not JSON at all; the message says where the body was in the event."""
     result = run(invoke, topic_event("definitely not json"))
     assert statuses(result) == ["invalid"] and pointer(result) == ""
     assert "base64" in result["results"][0]["error"]["message"]
