@@ -37,7 +37,7 @@ class Key:
 
 
 def cloud_event(queue: str, message: Any, region: str = "cn-hangzhou", account: str = "1234567890") -> dict[str, Any]:
-    """One message as EventBridge's MNS source delivers it (docs/deploy.md, the MNS queue trigger; examples/mns-queue-eventbridge.json)."""
+    """One message as EventBridge's MNS source delivers it (see examples/mns-queue-eventbridge.json)."""
     return {
         "id": str(uuid.uuid4()),
         "source": "MNS-imm-batch-updater-work",

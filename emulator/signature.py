@@ -8,8 +8,8 @@ Two schemes reach an RPC product such as IMM:
   form parameter.
 
 The gateway's other checks are reproduced too, because the function must react to each of them differently
-(Alibaba Cloud POP gateway error codes: IMM API reference, "Error codes"): an unknown key, a wrong signature, a clock more than 15 minutes off, a replayed
-nonce, and STS keys whose security token is missing, wrong or expired.
+(the POP gateway's error codes, IMM API reference "Error codes"): an unknown key, a wrong signature, a clock
+more than 15 minutes off, a replayed nonce, and STS keys whose security token is missing, wrong or expired.
 
 Verifiers return None when the request is authentic, else an `AuthError` (HTTP status, code, message) that the
 service renders in its own error format.

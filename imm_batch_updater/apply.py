@@ -93,7 +93,8 @@ def _outcome(request: UpdateRequest, status: Status, attempts: int, **fields: An
 
 def failure(request: UpdateRequest, error: ImmError, attempts: int, prefix: str = "", **fields: Any) -> Outcome:
     status = _STATUS_BY_KIND.get(error.kind, Status.FAILED)
-    # 403 for IMM's permission refusals, and for the auth codes IMM sometimes sends with 403 (the pinned contract: `rejected` answers 403).
+    # 403 for IMM's permission refusals, and for the auth codes IMM sometimes sends with 403 (the pinned
+    # contract: such a `rejected` answers 403).
     permission = status is Status.REJECTED and (error.kind is Kind.PERMISSION or error.http_status == 403)
     info = ErrorInfo(error.code, prefix + error.message, permission=permission)
     return _outcome(request, status, attempts, error=info, request_id=error.request_id, **fields)

@@ -9,8 +9,8 @@ Rule, in this order (the body is decoded once, by `strictjson`):
    object or array starts with `ey` / `W`, which is never JSON itself);
 3. otherwise, with ASCII whitespace removed, it is base64 (standard or URL-safe alphabet, padding optional) of
    UTF-8 JSON: that JSON is used;
-4. anything else is `invalid` at "" (the whole document, as the contract pins), the message naming where the body sat in the
-   event ("the message body (/Message) is neither a JSON document nor base64 of one").
+4. anything else is `invalid` at "" (the whole document, as the contract pins), the message naming where the
+   body sat in the event ("the message body (/Message) is neither a JSON document nor base64 of one").
 
 Only the shape is checked here; documents are validated later, in one place (`documents`).
 """

@@ -109,7 +109,7 @@ class EventTrigger:
 
 
 def envelope_failure(faults: tuple[tuple[str, Fault], ...], what: str = "the event") -> SourceFailure:
-    """A message whose envelope holds a value that can never be sent: `invalid` at "" (README "Reliability": strict input)."""
+    """A message whose envelope holds a value that can never be sent: `invalid` at "" (README "Reliability")."""
     where, fault = faults[0]
     return SourceFailure(Status.INVALID, fault.code, f"{what} holds {fault.reason} at {where or 'its top level'}")
 

@@ -30,7 +30,7 @@ class DirectSource(EventTrigger):
         if event.size > limit:
             return Delivery([Message.of(self.name, message_id, too_large(event.size, limit, "the event"))])
         if isinstance(event, NotJsonEvent):
-            # A topic STREAM message without attributes, base64-encoded (a topic message body may be base64 of the document).
+            # A topic STREAM message without attributes, base64-encoded (MNS SDKs may encode topic messages).
             decoded = from_base64(event.raw)
             if decoded is not None:
                 return Delivery([Message.of(self.name, message_id, decoded)])
