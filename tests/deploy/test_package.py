@@ -214,3 +214,13 @@ def test_requirements_in_names_exactly_what_the_deployed_code_imports(packaged):
             undeclared[top] = f"{path} (provided by {sorted(providers.get(top, set())) or 'nothing installed'})"
     assert not undeclared, f"imported by deployed code but not a direct dependency in requirements.in: {undeclared}"
     assert not direct - used, f"requirements.in lists what no deployed module imports: {sorted(direct - used)}"
+
+
+def test_the_published_schema_is_the_one_the_package_loads():
+    """schema/ (for other tools) and the package's own copy (read with importlib.resources) are the same file."""
+    published = (ROOT / "schema" / "update-request.schema.json").read_bytes()
+    packaged = (ROOT / "imm_batch_updater" / "schema" / "update-request.schema.json").read_bytes()
+    assert published == packaged
+    from imm_batch_updater.validation import schema_text
+
+    assert schema_text().encode() == packaged

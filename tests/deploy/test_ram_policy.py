@@ -30,6 +30,8 @@ PLACEHOLDERS = {
     "result_function",
     "dead_letter_queue",
     "work_queue",
+    "schedule_bucket",
+    "schedule_key",
 }
 DESTINATION_SID = "AsyncOnFailureDestination"
 IDENTIFIER = re.compile(r"[A-Za-z_]\w*")  # method names ("update_batch_with_options") and actions ("UpdateBatch")

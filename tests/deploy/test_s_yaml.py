@@ -186,18 +186,29 @@ def test_oss_trigger_filters_update_documents(triggers):
     assert all(e.startswith("oss:ObjectCreated:") for e in config["events"])
 
 
-def test_timer_payload_is_a_variable_holding_a_valid_update_document(triggers, raw_props, spec):
-    """The nightly document is the user's to write (vars.timerPayload), not a batch nobody created; as shipped it is a
-    dry run, which changes nothing until it is edited."""
+def test_the_timer_applies_a_config_object_outside_the_trigger_prefix(triggers, raw_props, spec):
+    """The nightly schedule lives in OSS (a config object: README "Fleet updates"), named by vars.timerPayload, and
+    the sample to upload there is a valid dry run; the object is outside the OSS trigger's prefix (uploading it must
+    not fire the trigger) and the role may read it."""
     [raw] = [t for t in raw_props["triggers"] if t["triggerType"] == "timer"]
     assert raw["triggerConfig"]["payload"] == "${vars.timerPayload}"
     assert raw["triggerConfig"]["cronExpression"] == "${vars.timerSchedule}"
     config = triggers["timer"]["triggerConfig"]
-    document = json.loads(config["payload"])
+    payload = json.loads(config["payload"])
+    assert list(payload) == ["Source"]
+    bucket, key = payload["Source"].removeprefix("oss://").split("/", 1)
+    assert bucket == spec["vars"]["triggerBucket"] and not key.startswith(spec["vars"]["triggerPrefix"])
+    from imm_batch_updater.sources.config_object import SOURCE
+
+    assert SOURCE.fullmatch(payload["Source"])
+    sample = json.loads((ROOT / "examples" / "schedule-nightly.json").read_text())
     schema = json.loads((ROOT / "schema" / "update-request.schema.json").read_text())
-    jsonschema.Draft202012Validator(schema).validate(document)
-    assert document.get("DryRun") is True
-    assert len(config["payload"].encode()) <= 128 * 1024
+    for document in sample if isinstance(sample, list) else [sample]:
+        jsonschema.Draft202012Validator(schema).validate(document)
+        assert document.get("DryRun") is True
+    policy = json.loads((ROOT / "deploy" / "ram-policy.json").read_text())
+    [read] = [s for s in policy["Statement"] if s["Sid"] == "ReadSchedule"]
+    assert read["Action"] == ["oss:GetObject"]
     docs = (ROOT / "docs" / "deploy.md").read_text()
     assert "`timerPayload`" in docs and "`timerSchedule`" in docs
     for text in (docs, (ROOT / "s.yaml").read_text(), (ROOT / "README.md").read_text()):
