@@ -13,8 +13,10 @@ with the keys in `ALIBABA_CLOUD_ACCESS_KEY_ID` / `_SECRET` [/ `_SECURITY_TOKEN`]
 does not accept a connection, the command stops with a message (exit code 2 or 1) and never uses the emulator.
 
 `--upload-object FILE` first puts FILE where each ObjectCreated record of an OSS event points (and sets the
-record's size and eTag to match), as uploading it to the bucket would. `--fault ACTION:KIND[:COUNT][:k=v,...]`
-(repeatable) injects emulator faults, e.g. `GetObject:internal:*`.
+record's size and eTag to match), as uploading it to the bucket would, or, for a timer payload or direct invocation
+`{"Source": "oss://bucket/key"}`, at that config object. `--fault ACTION:KIND[:COUNT][:k=v,...]` (repeatable)
+injects emulator faults, e.g. `GetObject:internal:*`; a value holding a comma goes base64-encoded, as
+`body_b64=...` for the `answer` fault.
 
 Output (stdout): the function's own JSON log lines, then `result:` and the handler's result, or the
 `DeliveryIncomplete` message the platform would retry on (exit code 1), then the emulator's batches after the
@@ -87,6 +89,18 @@ def upload_for_oss_event(emu: Any, event: Any, data: bytes) -> None:
         obj["size"], obj["eTag"] = stored.size, stored.etag
 
 
+def config_object_source(event: Any) -> str | None:
+    """The `oss://bucket/key` a timer payload or a direct invocation names (`{"Source": ...}`), if any."""
+    document = event
+    if isinstance(event, dict) and "triggerTime" in event and isinstance(event.get("payload"), str):
+        try:
+            document = json.loads(event["payload"])
+        except ValueError:
+            return None
+    source = document.get("Source") if isinstance(document, dict) else None
+    return source if isinstance(source, str) and source.startswith("oss://") and "/" in source[6:] else None
+
+
 def batch_states(emu: Any) -> dict[str, Any]:
     return {
         b["Id"]: {k: b[k] for k in ("State", "Input", "Actions", "Tags") if k in b}
@@ -99,7 +113,12 @@ def main(argv: list[str] | None = None) -> int:
         prog="python3 dev.py invoke", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("event", help="a JSON event file (see examples/)")
-    parser.add_argument("--upload-object", metavar="FILE", help="for OSS events: upload FILE to the named key first")
+    parser.add_argument(
+        "--upload-object",
+        metavar="FILE",
+        help="upload FILE first: for OSS events to the named key, for a {\"Source\": \"oss://...\"} timer payload or "
+        "direct invocation to that config object",
+    )
     parser.add_argument(
         "--context-timeout", "--timeout", type=float, default=30.0, metavar="S", help="context.function.timeout"
     )
@@ -132,10 +151,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if emu is not None and args.upload_object:
             event = json.loads(raw)
-            if not oss_records(event):
-                parser.error("--upload-object needs an OSS event with an ObjectCreated record")
-            upload_for_oss_event(emu, event, Path(args.upload_object).read_bytes())
-            raw = json.dumps(event).encode()
+            data = Path(args.upload_object).read_bytes()
+            source = config_object_source(event)
+            if source is not None:  # a config object: put the file where Source points
+                bucket, key = source[len("oss://") :].split("/", 1)
+                emu.oss.create_bucket(bucket)
+                emu.oss.put_object(bucket, key, data)
+            elif oss_records(event):
+                upload_for_oss_event(emu, event, data)
+                raw = json.dumps(event).encode()
+            else:
+                parser.error("--upload-object needs an OSS event with an ObjectCreated record, or a Source payload")
         import handler
         from imm_batch_updater.app import DeliveryIncomplete
 

@@ -1,6 +1,6 @@
 """The local twin of the work queue's trigger: deliver what lands on an MNS queue to the function, the way the
-EventBridge MNS trigger with batch push does (`python3 dev.py pump`; `dev.py serve` runs one when WORK_QUEUE is
-set). Development tool: never deployed.
+EventBridge MNS trigger with batch push does (`python3 dev.py pump`; `python3 dev.py serve` runs one itself when
+WORK_QUEUE is set and it started the emulator). Development tool: never deployed.
 
     python -m devtools.pump --queue imm-batch-updater-work [--mns http://127.0.0.1:9100] [--once]
 

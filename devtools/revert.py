@@ -7,6 +7,10 @@ and the output is a JSON array of update documents that set those values again:
 
     python3 dev.py revert results.json > revert.json      # review it, then send it like any other update
     python3 dev.py revert sls-export.jsonl --dry-run      # the same documents with "DryRun": true, to preview
+    python3 dev.py revert big-change.jsonl --out-dir undo # more than 100: revert-001.json, ... of 100 each
+
+A message holds at most MAX_DOCUMENTS (default 100) documents: more than `--per-file` documents are written to
+`--out-dir` in files of that many, each one message to send.
 
 What cannot be undone this way is listed on stderr: a field the batch did not have before (UpdateBatch cannot
 remove one; `from` is null) and a `Resume` (a resumed batch is not suspended again). Development tool: never
@@ -19,6 +23,7 @@ import argparse
 import json
 import sys
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 CHANGE_FIELDS = ("Input", "Actions", "Tags")
@@ -75,13 +80,39 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python3 dev.py revert", description=__doc__.split("\n\n")[0])
     parser.add_argument("results", help="results file: the function's answer, a JSON array, or outcome log lines")
     parser.add_argument("--dry-run", action="store_true", help='add "DryRun": true to every document')
+    parser.add_argument("--per-file", type=int, default=100, help="documents per message (MAX_DOCUMENTS, default 100)")
+    parser.add_argument("--out-dir", help="write revert-001.json, ... (each at most --per-file documents) here")
     args = parser.parse_args(argv)
-    with open(args.results, encoding="utf-8") as file:
-        documents, notes = revert_documents(results_in(file.read()), dry_run=args.dry_run)
-    json.dump(documents, sys.stdout, ensure_ascii=False, indent=2)
-    sys.stdout.write("\n")
+    try:
+        with open(args.results, encoding="utf-8") as file:
+            documents, notes = revert_documents(results_in(file.read()), dry_run=args.dry_run)
+    except OSError as exc:
+        print(f"dev.py revert: cannot read {args.results}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except (ValueError, UnicodeDecodeError) as exc:
+        print(f"dev.py revert: {args.results} is not results or outcome log lines: {exc}", file=sys.stderr)
+        return 2
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
+    if args.out_dir:
+        out = Path(args.out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        chunks = [documents[i : i + args.per_file] for i in range(0, len(documents), args.per_file)]
+        for n, chunk in enumerate(chunks, start=1):
+            path = out / f"revert-{n:03d}.json"
+            path.write_text(json.dumps(chunk, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+            print(path)
+        print(f"{len(documents)} document(s) in {len(chunks)} file(s) revert the change", file=sys.stderr)
+        return 0
+    if len(documents) > args.per_file:
+        print(
+            f"dev.py revert: {len(documents)} documents are more than one message holds ({args.per_file}); "
+            "write them in files of that many with --out-dir DIR",
+            file=sys.stderr,
+        )
+        return 2
+    json.dump(documents, sys.stdout, ensure_ascii=False, indent=2)
+    sys.stdout.write("\n")
     print(f"{len(documents)} document(s) revert the change", file=sys.stderr)
     return 0
 

@@ -8,7 +8,8 @@ becomes the HTTP response, so `curl` works exactly as against the deployed trigg
 
 Target (devtools/target.py):
 - by default the bundled emulator (IMM + OSS + MNS, demo data, key local-ak/local-secret) is started in-process
-  on --emulator-port;
+  on --emulator-port; with WORK_QUEUE set, that queue is made in the emulator (WORK_QUEUE_ENDPOINT defaults to it)
+  and a pump delivers what lands on it back to the function, as its EventBridge trigger would;
 - with `IMM_REGION` or `IMM_ENDPOINT` set, the function talks to that IMM with the keys in
   `ALIBABA_CLOUD_ACCESS_KEY_ID` / `_SECRET` [/ `_SECURITY_TOKEN`] and no emulator is started. Without keys, or when
   the endpoint does not accept a connection, the server does not start (it never falls back to the emulator).
@@ -101,9 +102,10 @@ def make_http_handler(invoke: Any, timeout_s: float) -> type[BaseHTTPRequestHand
             sys.stderr.write(f"{self.command} {self.path} -> {args[1] if len(args) > 1 else ''}\n")
 
         def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            event = to_fc_event(self.command, self.path, dict(self.headers.items()), body, self.client_address[0])
+            body = self._body()
+            if body is None:
+                return
+            event = to_fc_event(self.command, self.path, fc_headers(self.headers.items()), body, self.client_address[0])
             try:
                 response = invoke(json.dumps(event).encode(), local_context(timeout_s))
             except Exception as exc:  # what FC would answer for an unhandled error
@@ -122,9 +124,40 @@ def make_http_handler(invoke: Any, timeout_s: float) -> type[BaseHTTPRequestHand
             if self.command != "HEAD":
                 self.wfile.write(data)
 
+        def _body(self) -> bytes | None:
+            """The request body (Content-Length or chunked), or None after answering 400 for a malformed one."""
+            if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                chunks = []
+                while True:
+                    size_line = self.rfile.readline(1024).split(b";", 1)[0].strip()
+                    try:
+                        size = int(size_line, 16)
+                    except ValueError:
+                        self.send_error(400, "malformed chunked body")
+                        return None
+                    if size == 0:
+                        self.rfile.readline(1024)
+                        return b"".join(chunks)
+                    chunks.append(self.rfile.read(size))
+                    self.rfile.readline(1024)
+            raw = self.headers.get("Content-Length") or "0"
+            if not raw.isdigit():
+                self.send_error(400, "Content-Length is not a number")
+                return None
+            length = int(raw)
+            return self.rfile.read(length) if length else b""
+
         do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
 
     return FcHttpTrigger
+
+
+def fc_headers(items: Any) -> dict[str, str]:
+    """Request headers as FC 3.0 puts them in the event: one entry per name, repeated values joined with ", "."""
+    headers: dict[str, str] = {}
+    for name, value in items:
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    return headers
 
 
 def start_emulator(port: int) -> Any:
@@ -143,7 +176,32 @@ def start_emulator(port: int) -> Any:
         }
     )
     os.environ.pop("ALIBABA_CLOUD_SECURITY_TOKEN", None)
+    queue = os.environ.get("WORK_QUEUE")
+    if queue:  # fan-out locally: the work queue lives in the emulator, and a pump delivers it back
+        os.environ.setdefault("WORK_QUEUE_ENDPOINT", emu.url)
+        emu.mns.create_queue(queue)
     return emu
+
+
+def start_pump(queue: str, endpoint: str, stop: threading.Event) -> threading.Thread:
+    """The local twin of the work queue's EventBridge trigger (devtools.pump), in the background until `stop`."""
+    import handler
+    from devtools.pump import Key, Pump
+
+    key = Key(os.environ["ALIBABA_CLOUD_ACCESS_KEY_ID"], os.environ["ALIBABA_CLOUD_ACCESS_KEY_SECRET"])
+    pump = Pump(endpoint, queue, key, handler.handler)
+
+    def run() -> None:
+        while not stop.is_set():
+            try:
+                pump.round(wait_s=1)
+            except Exception as exc:  # keep serving; say what happened
+                print(f"pump: {type(exc).__name__}: {exc}", file=sys.stderr)
+                stop.wait(1.0)
+
+    thread = threading.Thread(target=run, name="work-queue-pump", daemon=True)
+    thread.start()
+    return thread
 
 
 def port_problem(exc: OSError, what: str, host: str, port: int, option: str) -> str:
@@ -256,6 +314,9 @@ def main(argv: list[str] | None = None) -> int:
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if emu is not None and os.environ.get("WORK_QUEUE"):
+        start_pump(os.environ["WORK_QUEUE"], os.environ["WORK_QUEUE_ENDPOINT"], stop)
+        print(f"work queue {os.environ['WORK_QUEUE']}: in the emulator, delivered back to the function", flush=True)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
     thread.start()
     try:

@@ -34,12 +34,28 @@ def signed_headers(secret: str, body: bytes) -> dict[str, str]:
     return {"Content-Type": "application/json", **sign(secret, f"msg_{uuid.uuid4().hex}", body)}
 
 
-def curl_command(url: str, secret: str, body: bytes) -> str:
+def curl_command(url: str, secret: str, body: bytes, path: str | None = None) -> str:
+    """The curl command that POSTs exactly the signed bytes: the file itself (`--data-binary @FILE`, so a trailing
+    newline is sent as it was signed), or the body inline when it came from stdin."""
     parts = ["curl", "-sS", "-X", "POST", url]
     for name, value in signed_headers(secret, body).items():
         parts += ["-H", f"{name}: {value}"]
-    parts += ["--data-binary", body.decode("utf-8")]
+    parts += ["--data-binary", f"@{path}" if path else body.decode("utf-8")]
     return " ".join(shlex.quote(p) for p in parts)
+
+
+def secret_problem(secret: str) -> str | None:
+    """Why `secret` cannot sign (None when it can): Standard Webhooks secrets are whsec_ and base64."""
+    import base64
+    import binascii
+
+    if not secret.startswith("whsec_"):
+        return "the secret does not start with whsec_"
+    try:
+        base64.b64decode(secret[len("whsec_") :], validate=True)
+    except (binascii.Error, ValueError):
+        return "the part after whsec_ is not base64"
+    return None
 
 
 def send(url: str, secret: str, body: bytes, timeout_s: float = 60.0) -> tuple[int, str]:
@@ -74,9 +90,12 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"dev.py sign: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
         return 2
-    body = body.strip()
+    problem = secret_problem(secret)
+    if problem:
+        print(f"dev.py sign: {problem}; use the WEBHOOK_SECRET `python3 dev.py serve` printed", file=sys.stderr)
+        return 2
     if not args.send:
-        print(curl_command(args.url, secret, body))
+        print(curl_command(args.url, secret, body, None if args.file == "-" else args.file))
         return 0
     try:
         status, answer = send(args.url, secret, body)

@@ -66,3 +66,37 @@ def test_what_cannot_be_reverted_is_said():
     documents, notes = revert_documents(results, dry_run=True)
     assert documents == []
     assert any("resumed" in n for n in notes) and any("had no Tags" in n for n in notes)
+
+
+def test_a_change_larger_than_a_message_is_reverted_in_files_of_one_message(tmp_path):
+    results = [
+        {"status": "updated", "project": "p", "batch_id": f"b{i}", "diff": {"Tags": {"from": {"n": i}, "to": {}}}}
+        for i in range(230)
+    ]
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"results": results}))
+    refused = subprocess.run(
+        [sys.executable, "-m", "devtools.revert", str(path)], cwd=ROOT, capture_output=True, text=True
+    )
+    assert refused.returncode == 2 and "--out-dir" in refused.stderr and refused.stdout == ""
+    out = subprocess.run(
+        [sys.executable, "-m", "devtools.revert", str(path), "--out-dir", str(tmp_path / "undo")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    files = sorted((tmp_path / "undo").glob("revert-*.json"))
+    chunks = [json.loads(f.read_text()) for f in files]
+    assert [len(c) for c in chunks] == [100, 100, 30] and out.stdout.split() == [str(f) for f in files]
+    assert [d["Id"] for c in chunks for d in c] == [f"b{i}" for i in range(230)]
+
+
+def test_a_file_that_is_not_results_is_a_clear_error(tmp_path):
+    path = tmp_path / "x.txt"
+    path.write_text("not json at all")
+    for target in (str(path), str(tmp_path / "missing.json")):
+        proc = subprocess.run(
+            [sys.executable, "-m", "devtools.revert", target], cwd=ROOT, capture_output=True, text=True
+        )
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr and "dev.py revert:" in proc.stderr

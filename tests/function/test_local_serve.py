@@ -181,3 +181,58 @@ def test_sign_send_posts_a_signed_request(fn_env, emu, sts, app, webhook_secret)
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_serve_fans_out_to_a_local_work_queue_and_pumps_it_back(webhook_secret):
+    """`WORK_QUEUE=… dev.py serve`: the queue is made in the emulator and delivered back to the function, so a
+    fan-out runs end to end from a plain shell (README "Fleet updates", locally)."""
+    import time
+
+    from alibabacloud_imm20200930 import models
+    from alibabacloud_imm20200930.client import Client
+    from alibabacloud_tea_openapi.models import Config
+    from darabonba.runtime import RuntimeOptions
+
+    port, emulator_port = _closed_port(), _closed_port()
+    env = _clean_env(WORK_QUEUE="local-work", FANOUT_BATCHES="2", WEBHOOK_SECRET=webhook_secret)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "devtools.serve", "--port", str(port), "--emulator-port", str(emulator_port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        banner = ""
+        while "work queue local-work" not in banner:
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read()
+            banner += line
+        body = json.dumps(
+            {"ProjectName": PROJECT, "Selector": {"TagSelector": "env=demo"}, "Tags": {"env": "demo", "via": "queue"}}
+        ).encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/", data=body, method="POST", headers=signed_headers(webhook_secret, body)
+        )
+        with urllib.request.urlopen(request, timeout=20) as response:
+            answer = json.loads(response.read())
+            assert response.status == 202 and {r["status"] for r in answer["results"]} == {"queued"}
+        imm = Client(
+            Config(
+                access_key_id="local-ak",
+                access_key_secret="local-secret",
+                endpoint=f"127.0.0.1:{emulator_port}",
+                protocol="http",
+            )
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            batch = imm.get_batch_with_options(models.GetBatchRequest(project_name=PROJECT, id=READY), RuntimeOptions())
+            if batch.body.batch.tags == {"env": "demo", "via": "queue"} or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert batch.body.batch.tags == {"env": "demo", "via": "queue"}  # applied by the pump's delivery
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=20)

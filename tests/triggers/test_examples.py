@@ -25,7 +25,11 @@ EXPECTED = {
     "oss-update-object.json": ["updated", "updated"],  # the uploaded object is itself a direct (bulk) event
     "timer.json": ["updated"],
     "async-destination.json": ["invalid"],
+    "schedule-nightly.json": ["dry_run"],  # a fleet document: every Failed batch, as a plan
+    # with --upload-object examples/schedule-nightly.json: the timer applies its config object
+    "timer-config-object.json": ["dry_run"],
 }
+UPLOADS = {"oss-put.json": UPLOAD, "timer-config-object.json": "examples/schedule-nightly.json"}
 
 
 def local_invoke(*args: str) -> tuple[int, dict, dict, str]:
@@ -50,7 +54,7 @@ def test_every_example_is_covered():
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_example_through_local_invoke(name):
-    args = [f"examples/{name}"] + (["--upload-object", UPLOAD] if name == "oss-put.json" else [])
+    args = [f"examples/{name}"] + (["--upload-object", UPLOADS[name]] if name in UPLOADS else [])
     code, result, states, stderr = local_invoke(*args)
     assert code == 0, stderr[-2000:]
     assert [r["status"] for r in result["results"]] == EXPECTED[name]
