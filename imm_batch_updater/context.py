@@ -3,7 +3,7 @@
 FC's context object (python3.10 runtime: `FCContext`) has `request_id`, `credentials` (`access_key_id`,
 `access_key_secret`, `security_token`), `function` (`name`, `handler`, `memory`, `timeout`), `region` and
 `account_id`; any of them may be missing (python3.12 drops `credentials`; local runs pass a dict or nothing), so
-they are read with `attr`, which takes objects and dicts alike.
+they are read with `getattr` from an object and with `get` from a dict.
 """
 
 from __future__ import annotations
@@ -13,15 +13,6 @@ from typing import Any, NamedTuple, Protocol
 from imm_batch_updater import credentials as creds
 from imm_batch_updater.config import DEFAULT_TIMEOUT_S, Settings
 from imm_batch_updater.retry import Deadline
-
-
-def attr(obj: Any, *path: str) -> Any:
-    """`obj.a.b` or `obj["a"]["b"]` (mixed freely); None as soon as a step is missing."""
-    for name in path:
-        if obj is None:
-            return None
-        obj = obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
-    return obj
 
 
 class Context(Protocol):
@@ -40,19 +31,28 @@ class Context(Protocol):
 class InvocationContext:
     """Per-invocation view of FC's context: ids, the deadline, the region, and fresh credentials."""
 
+    __slots__ = ("raw", "settings", "request_id", "function_name", "region", "account_id", "timeout_s", "deadline")
+
     def __init__(self, context: Any, settings: Settings) -> None:
         self.raw = context
         self.settings = settings
-
-        def get(name: str) -> Any:
-            return context.get(name) if isinstance(context, dict) else getattr(context, name, None)
-
-        function = get("function")
-        self.request_id: str | None = _str(get("request_id"))
-        self.function_name: str | None = _str(attr(function, "name")) or settings.fc_function_name
-        self.region: str | None = settings.region(_str(get("region")))
-        self.account_id: str | None = _str(get("account_id")) or settings.fc_account_id
-        self.timeout_s = _timeout(attr(function, "timeout"))
+        if isinstance(context, dict):
+            request_id, function = context.get("request_id"), context.get("function")
+            region, account_id = context.get("region"), context.get("account_id")
+        else:
+            request_id = getattr(context, "request_id", None)
+            function = getattr(context, "function", None)
+            region = getattr(context, "region", None)
+            account_id = getattr(context, "account_id", None)
+        if isinstance(function, dict):
+            name, timeout = function.get("name"), function.get("timeout")
+        else:
+            name, timeout = getattr(function, "name", None), getattr(function, "timeout", None)
+        self.request_id: str | None = _str(request_id)
+        self.function_name: str | None = _str(name) or settings.fc_function_name
+        self.region: str | None = settings.region(_str(region))
+        self.account_id: str | None = _str(account_id) or settings.fc_account_id
+        self.timeout_s = _timeout(timeout)
         self.deadline = Deadline.for_timeout(self.timeout_s)
 
     def credentials(self) -> creds.Credentials:

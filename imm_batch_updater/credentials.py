@@ -2,13 +2,16 @@
 
 Order (pinned): `context.credentials` -> `ALIBABA_CLOUD_*` environment variables -> the
 `alibabacloud-credentials` default chain (profile, ECS RAM role, OIDC, ...). The secret and the token are kept out
-of `repr` so that a stray log line or traceback cannot print them.
+of `repr` so that a stray log line or traceback cannot print them. When the context holds the same keys as the
+previous invocation's, `from_context` returns the same (immutable) `Credentials` object: the values are compared on
+every invocation, only the object is reused.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 
@@ -23,7 +26,7 @@ class Credentials:
     security_token: str | None = field(default=None, repr=False)
     source: str = "context"  # "context", "env" or "default-chain": logged, to explain which keys signed
 
-    @property
+    @cached_property
     def cache_key(self) -> tuple[str, str, str]:
         return (self.access_key_id, self.access_key_secret, self.security_token or "")
 
@@ -47,8 +50,16 @@ def from_context(context: Any) -> Credentials | None:
         secret = getattr(creds, "access_key_secret", None)
         token = getattr(creds, "security_token", None)
     if ak and secret:
-        return Credentials(ak, secret, token or None, "context")
+        token = token or None
+        global _from_context_last
+        last = _from_context_last
+        if last is None or (last.access_key_id, last.access_key_secret, last.security_token) != (ak, secret, token):
+            last = _from_context_last = Credentials(ak, secret, token, "context")
+        return last  # with the same keys as the previous invocation's, the same (immutable) object
     return None
+
+
+_from_context_last: Credentials | None = None
 
 
 def from_env(env: dict[str, str] | os._Environ[str] | None = None) -> Credentials | None:

@@ -227,6 +227,9 @@ def _models() -> Any:
 
 
 # -- the client for one invocation -------------------------------------------------------------------------------
+_refresh_lock = threading.Lock()  # one refresh per ImmClient, whatever its threads (rare: shared by all of them)
+
+
 class Answer(NamedTuple):
     attempts: int
     request_id: str | None
@@ -242,6 +245,21 @@ class ImmClient:
     whatever it returns; still expired, the error is `TOKEN_EXPIRED` (the document `failed`, so the platform
     delivers it again and FC hands that invocation the role's current keys).
     """
+
+    __slots__ = (
+        "endpoint",
+        "region",
+        "credentials",
+        "policy",
+        "deadline",
+        "connect_timeout_ms",
+        "read_timeout_ms",
+        "budget",
+        "refresh_credentials",
+        "pacer",
+        "sleep",
+        "_refreshed",
+    )
 
     def __init__(
         self,
@@ -268,8 +286,7 @@ class ImmClient:
         self.refresh_credentials = refresh_credentials
         self.pacer = pacer
         self.sleep = sleep
-        self._lock = threading.Lock()
-        self._refreshed = False
+        self._refreshed = False  # set once, under _refresh_lock
 
     # -- the operations -----------------------------------------------------------------------------------------
     def get_batch(self, project: str, batch_id: str) -> Answer:
@@ -328,7 +345,7 @@ class ImmClient:
             except Exception as exc:
                 error = classify(exc)
             if error.kind is Kind.TOKEN_EXPIRED and self.refresh_credentials is not None:
-                with self._lock:
+                with _refresh_lock:
                     first = not self._refreshed
                     self._refreshed = True
                     if first:

@@ -47,8 +47,10 @@ def write(record: dict[str, Any], stream: TextIO | None = None) -> None:
 
 def write_all(records: list[dict[str, Any]], stream: TextIO | None = None) -> None:
     """Write complete records, one line each, in one piece (their lines are never interleaved with others)."""
+    if not records:
+        return
     try:
-        text = "".join([_encoder.encode(r) + "\n" for r in records])
+        text = "\n".join(map(_encoder.encode, records)) + "\n"
     except ValueError:  # NaN or Infinity somewhere: write what strict JSON can carry
         text = "".join([_encoder.encode(strictjson.scrub(r)) + "\n" for r in records])
     out = stream or sys.stdout

@@ -46,6 +46,8 @@ class Status(str, Enum):
 
 _SUCCESS = frozenset({Status.UPDATED, Status.DRY_RUN})
 _RETRIABLE = frozenset({Status.THROTTLED, Status.FAILED})
+# Each status as a plain str (`Status.value` is a Python-level property: looked up here, it costs one dict read).
+VALUES = {status: status.value for status in Status}
 
 
 @dataclass(frozen=True)
@@ -94,14 +96,14 @@ class Outcome:
 
     @property
     def final(self) -> bool:
-        return self.status.final
+        return self.status not in _RETRIABLE  # Status.final, without a second property call
 
     @property
     def ok(self) -> bool:
-        return self.status.ok
+        return self.status in _SUCCESS
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"status": self.status.value, "project": self.project, "batch_id": self.batch_id}
+        out: dict[str, Any] = {"status": VALUES[self.status], "project": self.project, "batch_id": self.batch_id}
         if self.status is Status.UPDATED:
             out["resumed"] = bool(self.resumed)
         if self.diff is not None:

@@ -131,6 +131,7 @@ _decoder = json.JSONDecoder(object_pairs_hook=_object, parse_float=_float, parse
 # character, and UTF-8 text cannot carry surrogates at all).
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_JSON_WHITESPACE = " \t\n\r"
 
 
 def decode(text: bytes | str) -> Decoded:
@@ -150,7 +151,7 @@ def decode(text: bytes | str) -> Decoded:
     local = _local
     before = local.count
     try:
-        value = _decoder.decode(text)
+        value = _loads(text)
     except json.JSONDecodeError as exc:
         raise NotJson("NotJson", f"not valid JSON: {exc.msg} (line {exc.lineno} column {exc.colno})") from None
     except RecursionError:
@@ -160,6 +161,18 @@ def decode(text: bytes | str) -> Decoded:
     elif local.count == before:
         return Decoded(value, size)
     return Decoded(value, size, tuple(_find_faults(value)))
+
+
+def _loads(text: str) -> Any:
+    """`_decoder.decode(text)`: the JSON whitespace around the value (the four characters the decoder skips) is
+    stripped by `str.strip` and the value read with `raw_decode`; anything else (an error, extra data) goes to
+    `decode` itself, so the error and its position are the decoder's own."""
+    body = text.strip(_JSON_WHITESPACE)
+    try:
+        value, end = _decoder.raw_decode(body)
+    except json.JSONDecodeError:
+        end = -1
+    return value if end == len(body) else _decoder.decode(text)
 
 
 def _has_surrogate(text: str) -> bool:

@@ -171,7 +171,10 @@ def fast_check() -> Any:
         del draft7["anyOf"]
     if exactly_one is not None:
         del draft7["oneOf"]
-    check = fastjsonschema.compile(draft7, use_default=False)
+    # Without detailed exceptions: only the decision is read from it (jsonschema describes), and the compiled code
+    # is a third of the size (each refusal would otherwise build a copy of its part of the schema), which keeps the
+    # path a valid document takes short.
+    check = fastjsonschema.compile(draft7, use_default=False, detailed_exceptions=False)
     if at_least_one is None and exactly_one is None:
         return check
     refused = fastjsonschema.JsonSchemaValueException("data cannot be validated by the schema", rule="anyOf/oneOf")

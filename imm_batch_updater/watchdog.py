@@ -18,7 +18,7 @@ is shut down, not closed: its owner still closes it, and a pool never reuses it 
 If the thread is not in a socket call at that moment (DNS resolution, CPU work), the watchdog tries again every
 50 ms until the call ends.
 
-The cost on the normal path is one lock and one heap push per call; nothing is inspected unless a deadline passes.
+The cost on the normal path is one lock and one dict insert per call; nothing is inspected unless a deadline passes.
 """
 
 from __future__ import annotations
@@ -55,22 +55,27 @@ class _Watchdog:
     is earlier than it wakes the watchdog; removing a call takes no lock (dict updates are atomic)."""
 
     def __init__(self) -> None:
-        self._wake = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()  # taken directly on the call path (the Condition's `with` is Python code)
+        self._wake = threading.Condition(self._lock)
         self._active: dict[int, Watch] = {}
         self._thread: threading.Thread | None = None
         self._wake_at = float("inf")  # when the watchdog thread next looks at the calls in flight
 
-    def add(self, watch: Watch) -> None:
+    def watch(self, deadline: HasDeadline) -> Watch:
+        """Start bounding this thread's blocking calls by `deadline.expires_at`; end it with `unwatch` (in a
+        finally)."""
+        watch = Watch(deadline.expires_at, threading.get_ident())
         self._active[id(watch)] = watch
-        with self._wake:  # compared under the lock: the watchdog sets its wake-up time holding it
+        with self._lock:  # compared under the lock: the watchdog sets its wake-up time holding it
             if watch.deadline < self._wake_at:  # earlier than the watchdog's next look: tell it
                 if self._thread is None:
                     self._thread = threading.Thread(target=self._run, name="call-watchdog", daemon=True)
                     self._thread.start()
                 self._wake_at = watch.deadline
                 self._wake.notify()
+        return watch
 
-    def remove(self, watch: Watch) -> None:
+    def unwatch(self, watch: Watch) -> None:
         watch.done = True
         self._active.pop(id(watch), None)
 
@@ -122,30 +127,21 @@ def _sockets_in(frame: FrameType) -> list[socket.socket]:
 
 
 _watchdog = _Watchdog()
-
-
-def watch(deadline: HasDeadline) -> Watch:
-    """Start bounding this thread's blocking calls by `deadline.expires_at`; end it with `unwatch` (in a finally)."""
-    w = Watch(deadline.expires_at, threading.get_ident())
-    _watchdog.add(w)
-    return w
-
-
-def unwatch(w: Watch) -> None:
-    _watchdog.remove(w)
+watch = _watchdog.watch
+unwatch = _watchdog.unwatch
 
 
 class guard:  # noqa: N801 -- used like a function: `with guard(deadline) as watch:`
     """Bound the blocking calls made inside the `with` block (in this thread) by `deadline.expires_at`."""
 
-    __slots__ = ("watch",)
+    __slots__ = ("deadline", "watch")
 
     def __init__(self, deadline: HasDeadline) -> None:
-        self.watch = Watch(deadline.expires_at, threading.get_ident())
+        self.deadline = deadline
 
     def __enter__(self) -> Watch:
-        _watchdog.add(self.watch)
+        self.watch = watch(self.deadline)
         return self.watch
 
     def __exit__(self, *exc: object) -> None:
-        _watchdog.remove(self.watch)
+        unwatch(self.watch)

@@ -9,12 +9,16 @@ from __future__ import annotations
 from typing import Any
 
 from imm_batch_updater import logs
-from imm_batch_updater.outcome import Outcome, Status
+from imm_batch_updater.outcome import VALUES, Outcome, Status
 from imm_batch_updater.sinks.base import Invocation
 
-_LEVEL = {status: "INFO" if status.ok else ("WARNING" if status.final else "ERROR") for status in Status}
-_LEVEL[Status.QUEUED] = "INFO"
-_FINAL = {status: status.final for status in Status}
+
+def _level(status: Status) -> str:
+    return "INFO" if status.ok or status is Status.QUEUED else ("WARNING" if status.final else "ERROR")
+
+
+# What a line says for each status, looked up once per outcome: (level, status as a plain str, final).
+_LINE = {status: (_level(status), VALUES[status], status.final) for status in Status}
 
 
 class LogSink:
@@ -25,15 +29,14 @@ class LogSink:
         # piece per delivery.
         ts = logs.timestamp()
         request_id, function, default_source = invocation
-        head: dict[str, Any] = {}  # what every line of this invocation says first
-        if request_id is not None:
-            head["request_id"] = request_id
-        if function is not None:
-            head["function"] = function
         records = []
         for o in outcomes:
-            status = o.status
-            record: dict[str, Any] = {"ts": ts, "level": _LEVEL[status], "msg": "outcome", **head}
+            level, status, final = _LINE[o.status]
+            record: dict[str, Any] = {"ts": ts, "level": level, "msg": "outcome"}
+            if request_id is not None:
+                record["request_id"] = request_id
+            if function is not None:
+                record["function"] = function
             record["source"] = o.source or default_source
             if o.message_id is not None:
                 record["message_id"] = o.message_id
@@ -43,9 +46,9 @@ class LogSink:
                 record["project"] = o.project
             if o.batch_id is not None:
                 record["batch_id"] = o.batch_id
-            record["status"] = status.value
-            record["final"] = _FINAL[status]
-            if status is Status.UPDATED:
+            record["status"] = status
+            record["final"] = final
+            if o.status is Status.UPDATED:
                 record["resumed"] = bool(o.resumed)
             if o.state is not None:
                 record["state"] = o.state
