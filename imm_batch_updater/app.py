@@ -53,8 +53,9 @@ class App:
         decoded = decode_event(event)
         source = self.sources.detect(decoded)
         try:
-            if isinstance(decoded, NotJsonEvent):  # only a direct invocation can be anything but JSON
-                delivery = self.sources.direct.receive(decoded, ctx)
+            if isinstance(decoded, NotJsonEvent):  # a direct invocation's bytes, or an HTTP event that is not UTF-8
+                receiver = self.sources.http if source is self.sources.http else self.sources.direct
+                delivery = receiver.receive(decoded, ctx)
             else:
                 delivery = source.receive(decoded, ctx)
             if delivery.answer is not None:  # answered without applying anything (an HTTP route, a 401, a replay)
@@ -111,16 +112,24 @@ class App:
             return [unapplied(i, Status.FAILED, code, str(exc)) if isinstance(i, UpdateRequest) else i for i in items]
 
         flat: list[Item] = []
+        fan_out: list[tuple[int, int]] = []  # selections large enough for the work queue: flat[start:end]
         for item in items:
             if isinstance(item, UpdateRequest) and item.selector is not None:
                 from imm_batch_updater import fleet  # only fleet documents need it
 
-                flat.extend(fleet.expand(item, imm, ctx))
+                expanded = fleet.expand(item, imm, ctx)
+                if fleet.may_fan_out(item, expanded, ctx):
+                    fan_out.append((len(flat), len(flat) + len(expanded)))
+                flat.extend(expanded)
             else:
                 flat.append(item)
+        if fan_out:
+            from imm_batch_updater import fleet
+
+            flat = fleet.fan_out(flat, fan_out, ctx)
         if len(flat) != len(items):  # selectors matched batches: the retry budget covers each of them
-            expanded = sum(isinstance(i, UpdateRequest) for i in flat)
-            imm.budget = RetryBudget.for_delivery(expanded, settings.max_attempts)
+            to_apply = sum(isinstance(i, UpdateRequest) for i in flat)
+            imm.budget = RetryBudget.for_delivery(to_apply, settings.max_attempts)
 
         def apply(request: UpdateRequest) -> Outcome:
             try:

@@ -18,6 +18,7 @@ every invocation.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -88,6 +89,40 @@ def env_choice(raw: str | None, name: str, choices: tuple[str, ...], default: st
         warnings.append(f"{name} must be one of {', '.join(choices)}; using {default}")
         return default
     return value
+
+
+_PROJECT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,127}")  # the schema's ProjectName
+MIN_SECRET_BYTES = 24  # Standard Webhooks: secrets of 24 to 64 random bytes
+
+
+def project_name(raw: str | None, warnings: list[str]) -> str | None:
+    """IMM_PROJECT, when it is a name a document could give (else a warning, and documents must name theirs)."""
+    if raw is None or _PROJECT_NAME.fullmatch(raw):
+        return raw
+    warnings.append("IMM_PROJECT is not a valid ProjectName ([A-Za-z0-9_-], at most 128); it is ignored")
+    return None
+
+
+def webhook_secrets(raw: str | None, warnings: list[str]) -> tuple[str, ...]:
+    """The `whsec_<base64>` secrets in WEBHOOK_SECRET (space separated). One that is malformed or shorter than
+    24 bytes is left out with a warning: it would verify nothing, or too little (fail closed)."""
+    import base64
+    import binascii
+
+    kept = []
+    for n, secret in enumerate((raw or "").split(), start=1):
+        try:
+            key = base64.b64decode(secret.removeprefix("whsec_"), validate=True) if secret.startswith("whsec_") else b""
+        except (binascii.Error, ValueError):
+            key = b""
+        if len(key) < MIN_SECRET_BYTES:
+            warnings.append(
+                f"WEBHOOK_SECRET holds a secret (number {n}) that is not whsec_ and base64 of at least "
+                f"{MIN_SECRET_BYTES} bytes; it is left out"
+            )
+            continue
+        kept.append(secret)
+    return tuple(kept)
 
 
 # Which outcomes the optional sinks receive. Every mode includes the dead letters (final failures): they never
@@ -177,7 +212,7 @@ class Settings:
             imm_protocol=protocol,
             imm_region=text(env, "IMM_REGION"),
             imm_network=(text(env, "IMM_NETWORK") or "").lower() or None,
-            imm_project=text(env, "IMM_PROJECT"),
+            imm_project=project_name(text(env, "IMM_PROJECT"), warnings),
             imm_precheck=env_bool(env.get("IMM_PRECHECK"), "IMM_PRECHECK", True, warnings),
             max_attempts=integer("IMM_MAX_ATTEMPTS", 4, 1, 20),
             backoff_base_ms=integer("IMM_BACKOFF_BASE_MS", 200, 1, 60_000),
@@ -186,7 +221,7 @@ class Settings:
             read_timeout_ms=integer("IMM_READ_TIMEOUT_MS", 10000, 100, 600_000),
             imm_max_qps=env_float(env.get("IMM_MAX_QPS"), "IMM_MAX_QPS", 0.0, 0.0, 100_000.0, warnings),
             http_auth=http_auth,
-            webhook_secrets=tuple((env.get("WEBHOOK_SECRET") or "").split()),
+            webhook_secrets=webhook_secrets(env.get("WEBHOOK_SECRET"), warnings),
             max_body_bytes=integer("MAX_BODY_BYTES", 1024 * 1024, 1024, 32 * 1024 * 1024),
             max_documents=integer("MAX_DOCUMENTS", 100, 1, 1000),
             oss_max_object_bytes=integer("OSS_MAX_OBJECT_BYTES", 0, 1, 32 * 1024 * 1024) or None,

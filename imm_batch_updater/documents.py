@@ -140,7 +140,7 @@ def _one(
         doc.get("Resume") is True,
         doc.get("DryRun") is True,
         None if selector is None else Selector(selector.get("State"), selector.get("TagSelector")),
-        doc.get("MaxBatches", DEFAULT_MAX_BATCHES),
+        int(doc.get("MaxBatches", DEFAULT_MAX_BATCHES)),  # JSON Schema's integers include 5.0
         source,
         message_id,
         index,

@@ -90,15 +90,39 @@ def expand(request: UpdateRequest, imm: ImmClient, ctx: Context) -> list[Item]:
     batches, attempts = listed
     if not batches:
         return [_result(request, Status.NOT_FOUND, "NoMatchingBatches", "no batch matches the selector", attempts)]
-    per_batch = [replace(request, batch_id=b["Id"], selector=None, current=b) for b in batches]
-    settings = ctx.settings
-    if not request.dry_run and settings.work_queue and len(per_batch) > settings.fanout_batches:
-        from imm_batch_updater.workqueue import send
+    per_batch: list[Item] = [replace(request, batch_id=b["Id"], selector=None, current=b) for b in batches]
+    return _count_listing(per_batch, attempts)
 
-        items: list[Item] = list(send(per_batch, ctx))
-    else:
-        items = list(per_batch)
-    return _count_listing(items, attempts)
+
+def may_fan_out(request: UpdateRequest, expanded: list[Item], ctx: Context) -> bool:
+    """Is this expansion large enough to go to the work queue (and allowed to: never a DryRun)?"""
+    settings = ctx.settings
+    if request.dry_run or not settings.work_queue:
+        return False
+    return sum(isinstance(i, UpdateRequest) for i in expanded) > settings.fanout_batches
+
+
+def fan_out(items: list[Item], groups: list[tuple[int, int]], ctx: Context) -> list[Item]:
+    """`items` with each selection `items[start:end]` in `groups` sent to the work queue (its requests replaced by
+    their `queued` outcomes), unless another document of the delivery targets one of its batches: the queued copies
+    are applied later, by other invocations, so such a selection is applied here, keeping the delivery order (the
+    last document for a batch wins)."""
+    from imm_batch_updater import logs
+    from imm_batch_updater.workqueue import send
+
+    items = list(items)
+    for start, end in groups:
+        own = {i.key for i in items[start:end] if isinstance(i, UpdateRequest)}
+        others = {i.key for n, i in enumerate(items) if isinstance(i, UpdateRequest) and not start <= n < end}
+        if own.isdisjoint(others):
+            items[start:end] = send([i for i in items[start:end] if isinstance(i, UpdateRequest)], ctx)
+        else:
+            logs.info(
+                "selection applied here, not fanned out: another document of the delivery targets its batches",
+                request_id=ctx.request_id,
+                batches=len(own),
+            )
+    return items
 
 
 def _count_listing(items: list[Item], attempts: int) -> list[Item]:

@@ -93,6 +93,7 @@ class Outcome:
     index: int | None = None  # position in a bulk array
     duplicate: bool = False  # a repeat of a message already in this delivery: the first copy's result
     queue: str | None = None  # the work queue a `queued` document went to
+    unchanged: bool = False  # `updated` without an UpdateBatch call: the batch was read to hold the values already
 
     @property
     def final(self) -> bool:
@@ -122,6 +123,8 @@ class Outcome:
             out["queue"] = self.queue
         if self.duplicate:
             out["duplicate"] = True
+        if self.unchanged:
+            out["unchanged"] = True
         out["attempts"] = self.attempts
         return out
 

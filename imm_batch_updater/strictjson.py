@@ -202,9 +202,21 @@ def _mark_surrogates(value: Any) -> Any:
     return root[0]
 
 
+MAX_SEGMENT = 64  # characters of a key a pointer repeats: a key is the sender's text, never echoed whole
+
+
 def pointer(parts: Any) -> str:
-    """RFC 6901 JSON Pointer for a sequence of keys and indexes."""
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+    """RFC 6901 JSON Pointer for a sequence of keys and indexes; a key longer than MAX_SEGMENT characters is cut
+    there and marked with "…" (the answer must not grow with the input).
+
+    >>> pointer(["Tags", "a/b~c"]), pointer(["k" * 70])[-3:]
+    ('/Tags/a~1b~0c', 'kk…')
+    """
+    return "".join("/" + _segment(str(p)).replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+def _segment(key: str) -> str:
+    return key if len(key) <= MAX_SEGMENT else key[:MAX_SEGMENT] + "\u2026"
 
 
 def _find_faults(value: Any) -> Iterator[tuple[str, Fault]]:

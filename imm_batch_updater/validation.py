@@ -33,6 +33,7 @@ from imm_batch_updater.outcome import Detail
 from imm_batch_updater.strictjson import pointer
 
 SCHEMA_FILE = "update-request.schema.json"
+MAX_DETAILS = 20  # problems listed per document; a document with more gets the first ones and a last line saying so
 
 
 @lru_cache(maxsize=1)
@@ -220,6 +221,8 @@ def _describe(error: Any) -> list[tuple[list[Any], str]]:
     if kw == "additionalProperties" and isinstance(error.instance, dict) and rule is False:
         allowed = set(error.schema.get("properties", {}))
         return [(path + [k], "unknown field (not allowed here)") for k in error.instance if k not in allowed]
+    if kw in ("anyOf", "oneOf") and not isinstance(error.instance, dict):
+        return []  # `required` branches say nothing about what is not an object: its type error says it all
     if kw in ("anyOf", "oneOf") and not path and all(isinstance(s, dict) and "required" in s for s in rule):
         names = [s["required"][0] for s in rule]
         if kw == "oneOf":
@@ -273,10 +276,17 @@ def validate(document: Any) -> list[Detail]:
     except _fast_error():  # evaluated only when something was raised: valid documents skip even that lookup
         pass  # invalid: let jsonschema name every problem
     problems: dict[tuple[str, str], Detail] = {}
+    more = False
     for error in _describer().iter_errors(document):
         for parts, message in _describe(error):
             problem = Detail(pointer(parts), message)
             problems.setdefault((problem.path, problem.message), problem)
+        if len(problems) >= MAX_DETAILS:  # enough to fix the document; an answer must not grow with the input
+            more = True
+            break
     if not problems:  # the decision stands; say so rather than pass an invalid document
         return [Detail("", "fails the schema")]
-    return sorted(problems.values(), key=lambda p: (p.path, p.message))
+    found = sorted(problems.values(), key=lambda p: (p.path, p.message))
+    if more:
+        found = found[: MAX_DETAILS - 1] + [Detail("", "more problems, not listed: fix these and validate again")]
+    return found

@@ -85,6 +85,7 @@ def _outcome(
         state=(request.current or {}).get("State"),
         error=error,
         queue=queue,
+        attempts=request.listing_attempts,  # the selection's ListBatches calls, on its first result
         source=request.source,
         message_id=request.message_id,
         index=request.index,

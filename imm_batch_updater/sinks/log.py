@@ -59,8 +59,12 @@ class LogSink:
             if o.error is not None:
                 record["error_code"] = o.error.code
                 record["error_message"] = o.error.message
+                if o.error.details is not None:  # which fields: for event triggers the log is the only trace
+                    record["error_details"] = [d.to_dict() for d in o.error.details]
             if o.duplicate:
                 record["duplicate"] = True
+            if o.unchanged:
+                record["unchanged"] = True
             record["attempts"] = o.attempts
             if o.request_id is not None:
                 record["imm_request_id"] = o.request_id

@@ -39,7 +39,8 @@ class Sources:
 
     def detect(self, event: Decoded | NotJsonEvent) -> EventSource:
         if isinstance(event, NotJsonEvent):
-            return self.direct
+            # Bytes that are not UTF-8 are not JSON; an HTTP event among them is still answered as HTTP.
+            return self.http if self.http.looks_like_http(event) else self.direct
         value: Any = event.value
         if type(value) is dict and value.keys().isdisjoint(self._markers):
             return self.direct  # a document: none of the keys a trigger's event is recognised by

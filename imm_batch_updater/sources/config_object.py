@@ -17,6 +17,7 @@ from imm_batch_updater.sources._body import decode_body
 from imm_batch_updater.sources.base import Message, SourceFailure
 
 SOURCE = re.compile(r"oss://([a-z0-9][a-z0-9-]{1,61}[a-z0-9])/(.{1,1023})", re.DOTALL)
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # as in every string of a document: never sent
 
 
 def resolve_source(message: Message, ctx: Context) -> Message:
@@ -34,7 +35,7 @@ def resolve_source(message: Message, ctx: Context) -> Message:
         return fail(Status.INVALID, "SchemaViolation", "Source stands alone: no other field next to it", "/" + extra[0])
     source = document["Source"]
     match = SOURCE.fullmatch(source) if isinstance(source, str) else None
-    if match is None or "\n" in source:
+    if match is None or _CONTROL.search(source):
         return fail(Status.INVALID, "SchemaViolation", "Source must be oss://<bucket>/<key>", "/Source")
     from imm_batch_updater.oss_reader import OssReader, ReadFailure
 

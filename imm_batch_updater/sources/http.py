@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from typing import Any
 
@@ -28,7 +29,7 @@ from imm_batch_updater.context import Context
 from imm_batch_updater.outcome import Detail, ErrorInfo, Outcome, Status
 from imm_batch_updater.sources._body import decode_body
 from imm_batch_updater.sources.async_destination import is_destination_record
-from imm_batch_updater.sources.base import Delivery, Message, envelope_failure
+from imm_batch_updater.sources.base import Delivery, Message, NotJsonEvent, envelope_failure
 from imm_batch_updater.strictjson import Decoded, dumps
 from imm_batch_updater.webhooks import ReplayGuard, WebhookAuthError, collect_headers, verify
 
@@ -105,7 +106,24 @@ class HttpSource:
             and not is_destination_record(event)
         )
 
-    def receive(self, event: Decoded, ctx: Context) -> Delivery:
+    @staticmethod
+    def looks_like_http(event: NotJsonEvent) -> bool:
+        """Would these bytes, which are not UTF-8, be an HTTP event if read leniently? (Then they are answered as
+        HTTP, not as a direct invocation.)"""
+        if event.error.code != "NotUtf8":
+            return False
+        try:
+            value = json.loads(event.raw.decode("utf-8", "replace"))
+        except (ValueError, RecursionError):
+            return False
+        return HttpSource().matches(value)
+
+    def receive(self, event: Decoded | NotJsonEvent, ctx: Context) -> Delivery:
+        if isinstance(event, NotJsonEvent):  # an HTTP event that is not UTF-8: the signed bytes are unknown
+            text = "the HTTP event is not UTF-8 text"
+            if ctx.settings.http_auth == "webhook":
+                return Delivery(answer=_unauthenticated(ctx, "the request cannot be authenticated: " + text))
+            return Delivery(answer=_error(400, Status.INVALID, "NotJson", text))
         value = event.value
         http = value["requestContext"]["http"]
         method = _text(http.get("method")).upper()
@@ -183,10 +201,8 @@ class HttpSource:
                 return Delivery(answer=remembered)
 
         decoded = decode_body(raw, "the HTTP body", settings.max_body_bytes, base64_allowed=False)
-        message = Message.of(self.name, msg_id or ctx.request_id, decoded)
-        if message.failure is not None and message.failure.code == "TooLarge":
-            return Delivery(answer=_error(400, Status.INVALID, "TooLarge", message.failure.message))
-        return Delivery([message], state=msg_id)
+        # Every message becomes an outcome (logged, sent to the sinks), a body too large included.
+        return Delivery([Message.of(self.name, msg_id or ctx.request_id, decoded)], state=msg_id)
 
     def answer(self, delivery: Delivery, outcomes: list[Outcome], ctx: Context) -> Any:
         answer = response(http_status_for(outcomes), {"results": [o.to_dict() for o in outcomes]})

@@ -22,6 +22,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import unquote, unquote_plus
 
@@ -30,6 +31,8 @@ from imm_batch_updater.outcome import Status
 from imm_batch_updater.sources._body import decode_body
 from imm_batch_updater.sources.base import Delivery, EventTrigger, Message, SourceFailure, envelope_failure
 from imm_batch_updater.strictjson import Decoded
+
+BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")  # OSS bucket naming rules
 
 # The events that mean "this key now holds a complete new object" (OSS event notification docs).
 FINISHED_OBJECT_EVENTS = frozenset(
@@ -106,6 +109,9 @@ class OssSource(EventTrigger):
         raw_key = obj.get("key")
         if not isinstance(bucket, str) or not bucket:
             return fail(Status.INVALID, "InvalidEvent", "the record names no bucket", "/oss/bucket/name")
+        if not BUCKET_NAME.fullmatch(bucket):
+            text = "the record's bucket name is not one OSS allows (3-63 lower-case letters, digits and hyphens)"
+            return fail(Status.INVALID, "InvalidBucketName", text, "/oss/bucket/name")
         if not isinstance(raw_key, str) or not key_readings(raw_key):
             return fail(Status.INVALID, "InvalidEvent", "the record names no object key", "/oss/object/key")
         etag = obj.get("eTag")

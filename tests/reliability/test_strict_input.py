@@ -132,7 +132,7 @@ def poisoned(draw: Any) -> tuple[str, str, str]:
 def events(text: str, secret: str, emu: Any) -> dict[str, Any]:
     """One event per trigger, each carrying the document text exactly as written."""
     b64 = base64.b64encode(text.encode()).decode()
-    good = json.dumps({"ProjectName": PROJECT, "Id": READY, "Tags": {"good": "yes"}})
+    good = json.dumps({"ProjectName": PROJECT, "Id": READY, "Tags": {"good": uuid.uuid4().hex}})  # always a change
 
     def queue(body: str, mid: str) -> dict[str, Any]:
         return {"id": mid, "type": "mns:Queue:SendMessage", "data": {"messageId": mid, "messageBody": body}}

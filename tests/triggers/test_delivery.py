@@ -115,10 +115,12 @@ def test_updates_to_one_batch_keep_delivery_order(invoke, emu, fn_env):
     assert [r["message_id"] for r in result["results"]] == ["M0", "M1", "OTHER", "M2", "M3"]
 
 
-def _eight_batches(emu) -> list[dict]:
+def _eight_batches(emu, value: int = 1) -> list[dict]:
     for i in range(8):
-        emu.imm.create_batch(PROJECT, id=f"batch-par-{i}", state="Ready")
-    return [cloud_event(tagged(1, f"batch-par-{i}"), f"P{i}") for i in range(8)]
+        if not emu.imm.has_batch(PROJECT, f"batch-par-{i}"):
+            emu.imm.create_batch(PROJECT, id=f"batch-par-{i}", state="Ready")
+    # A new value each time: a batch already holding the requested values is not sent again.
+    return [cloud_event(tagged(value, f"batch-par-{i}"), f"P{i}-{value}") for i in range(8)]
 
 
 def _timed(invoke, events) -> float:
@@ -133,7 +135,7 @@ def test_different_batches_are_applied_in_parallel(invoke, emu, fn_env):
     fn_env.setenv("UPDATE_CONCURRENCY", "1")
     sequential = _timed(invoke, events)
     fn_env.setenv("UPDATE_CONCURRENCY", "8")
-    parallel = _timed(invoke, events)
+    parallel = _timed(invoke, _eight_batches(emu, value=2))
     assert sequential >= 8 * LATENCY_S  # the measured baseline really was sequential
     assert parallel < sequential / 3, (parallel, sequential)
     calls = emu.calls(action="UpdateBatch")
