@@ -8,7 +8,6 @@ import json
 import pytest
 
 import handler
-from devtools.pump import Key, Pump
 from imm_batch_updater.app import DeliveryIncomplete
 from tests.conftest import PROJECT, READY, fc_context, http_event, new_secret
 
@@ -57,7 +56,7 @@ def test_a_selection_retried_by_the_platform_converges_under_imm_max_qps(invoke,
     fn_env.setenv("IMM_MAX_QPS", "10")
     ids = emu.imm.create_batches(FLEET, 30, state="Ready", tags={"k": "old"})
     document = {"ProjectName": FLEET, "Selector": {"TagSelector": "k=old"}, "Tags": {"k": "old", "n": "1"}}
-    for delivery in range(10):
+    for delivery in range(10):  # noqa: B007 -- the count is checked after the loop
         try:
             result = invoke.direct(document, context=fc_context(invoke.sts, timeout=2.0))
             break
