@@ -99,7 +99,9 @@ def make_http_handler(invoke: Any, timeout_s: float) -> type[BaseHTTPRequestHand
         server_version = "fc-local"
 
         def log_message(self, format: str, *args: Any) -> None:
-            sys.stderr.write(f"{self.command} {self.path} -> {args[1] if len(args) > 1 else ''}\n")
+            # A request refused before it was parsed (a request line too long) has no command or path yet.
+            command, path = getattr(self, "command", None) or "-", getattr(self, "path", None) or "-"
+            sys.stderr.write(f"{command} {path[:200]} -> {args[1] if len(args) > 1 else ''}\n")
 
         def _serve(self) -> None:
             body = self._body()
