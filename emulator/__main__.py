@@ -105,7 +105,7 @@ def banner(emulator: Emulator) -> str:
             "point the function (or any SDK client) at it with:",
             f"  export IMM_ENDPOINT={emulator.endpoint} IMM_PROTOCOL=http IMM_REGION={emulator.region}",
             f"  export OSS_ENDPOINT={emulator.url}    # oss2 and aliyun-mns-sdk also take {emulator.url}",
-            f"  export WORK_QUEUE_ENDPOINT={emulator.url}    # with WORK_QUEUE: a queue of the seed (or emu.mns.create_queue)",
+            f"  export WORK_QUEUE_ENDPOINT={emulator.url}    # with WORK_QUEUE: a queue in the seed",
             f"  export ALIBABA_CLOUD_ACCESS_KEY_ID={key_id} ALIBABA_CLOUD_ACCESS_KEY_SECRET={secret}",
             "  unset ALIBABA_CLOUD_SECURITY_TOKEN",
             "press Ctrl-C to stop",
