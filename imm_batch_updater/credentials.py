@@ -31,16 +31,8 @@ class Credentials:
         return (self.access_key_id, self.access_key_secret, self.security_token or "")
 
 
-def _attr(obj: Any, name: str) -> Any:
-    if obj is None:
-        return None
-    if isinstance(obj, dict):
-        return obj.get(name)
-    return getattr(obj, name, None)
-
-
 def from_context(context: Any) -> Credentials | None:
-    creds = _attr(context, "credentials")
+    creds = context.get("credentials") if isinstance(context, dict) else getattr(context, "credentials", None)
     if creds is None:
         return None
     if isinstance(creds, dict):

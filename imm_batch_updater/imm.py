@@ -290,26 +290,26 @@ class ImmClient:
 
     # -- the operations -----------------------------------------------------------------------------------------
     def get_batch(self, project: str, batch_id: str) -> Answer:
-        request = self._build(lambda m: m.GetBatchRequest(project_name=project, id=batch_id))
-        response, attempts = self._call("GetBatch", lambda c, r: c.get_batch_with_options(request, r))
+        request = _build(lambda m: m.GetBatchRequest(project_name=project, id=batch_id))
+        response, attempts = self._call("GetBatch", "get_batch_with_options", request)
         body = _answers.body  # checked: a dict with RequestId and a Batch in one of the five states
         return Answer(attempts, response.body.request_id, batch=body["Batch"])
 
     def update_batch(self, project: str, batch_id: str, changes: dict[str, Any]) -> Answer:
-        request = self._build(lambda m: update_request(m, project, batch_id, changes))
-        response, attempts = self._call("UpdateBatch", lambda c, r: c.update_batch_with_options(request, r))
+        request = _build(update_request, project, batch_id, changes)
+        response, attempts = self._call("UpdateBatch", "update_batch_with_options", request)
         return Answer(attempts, response.body.request_id)
 
     def resume_batch(self, project: str, batch_id: str) -> Answer:
-        request = self._build(lambda m: m.ResumeBatchRequest(project_name=project, id=batch_id))
-        response, attempts = self._call("ResumeBatch", lambda c, r: c.resume_batch_with_options(request, r))
+        request = _build(lambda m: m.ResumeBatchRequest(project_name=project, id=batch_id))
+        response, attempts = self._call("ResumeBatch", "resume_batch_with_options", request)
         return Answer(attempts, response.body.request_id)
 
     def list_batches(
         self, project: str, state: str | None, tag_selector: str | None, next_token: str | None, max_results: int = 100
     ) -> Answer:
         """One page of ListBatches (IMM: MaxResults 0-100, NextToken for the next page)."""
-        request = self._build(
+        request = _build(
             lambda m: m.ListBatchesRequest(
                 project_name=project,
                 state=state,
@@ -318,22 +318,15 @@ class ImmClient:
                 max_results=max_results,
             )
         )
-        response, attempts = self._call("ListBatches", lambda c, r: c.list_batches_with_options(request, r))
+        response, attempts = self._call("ListBatches", "list_batches_with_options", request)
         body = _answers.body  # checked: every listed batch has an Id and one of the five states
         batches = list(body.get("Batches") or [])
         return Answer(attempts, response.body.request_id, batches=batches, next_token=body.get("NextToken") or None)
 
     # -- one call, with its retries -------------------------------------------------------------------------------
-    @staticmethod
-    def _build(make: Callable[[Any], Any]) -> Any:
-        try:
-            return make(_models())
-        except Exception as exc:  # a bug on this side: final, IMM never sees it
-            raise ImmError(
-                Kind.LOCAL, "RequestNotBuilt", f"the request could not be built: {type(exc).__name__}"
-            ) from None
+    def _call(self, action: str, method: str, request: Any) -> tuple[Any, int]:
+        """The SDK client's `method` (e.g. `update_batch_with_options`) called with `request`, with retries."""
 
-    def _call(self, action: str, invoke: Callable[[Any, Any], Any]) -> tuple[Any, int]:
         def attempt(left_s: float) -> Any:
             if self.pacer is not None and not self.pacer.acquire(self.deadline.expires_at - retry.MIN_ATTEMPT_S):
                 raise ImmError(Kind.THROTTLE, "RateLimited", "IMM_MAX_QPS leaves no slot for this call in time")
@@ -341,7 +334,7 @@ class ImmClient:
                 *attempt_timeouts(int(left_s * 1000), self.connect_timeout_ms, self.read_timeout_ms)
             )
             try:
-                return invoke(client_for(self), runtime)
+                return getattr(client_for(self), method)(request, runtime)
             except Exception as exc:
                 error = classify(exc)
             if error.kind is Kind.TOKEN_EXPIRED and self.refresh_credentials is not None:
@@ -369,6 +362,14 @@ class ImmClient:
             raise
         except CallError as error:  # DeadlineExceeded from the retry helper
             raise _as_imm_error(error) from None
+
+
+def _build(make: Callable[..., Any], *args: Any) -> Any:
+    """`make(models, *args)`: an SDK request model, or ImmError LOCAL when it cannot be built."""
+    try:
+        return make(_models(), *args)
+    except Exception as exc:  # a bug on this side: final, IMM never sees it
+        raise ImmError(Kind.LOCAL, "RequestNotBuilt", f"the request could not be built: {type(exc).__name__}") from None
 
 
 def _as_imm_error(error: CallError) -> ImmError:

@@ -135,7 +135,7 @@ def call(
     attempt starts: use it to cut the SDK's own timeouts."""
     attempts = 0
     while True:
-        left = deadline.remaining_s()
+        left = deadline.expires_at - time.monotonic()
         if left < MIN_ATTEMPT_S:
             raise _counted(deadline_exceeded(what), attempts)
         attempts += 1

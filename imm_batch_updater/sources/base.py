@@ -98,14 +98,18 @@ class EventTrigger:
     name = "event"
 
     def answer(self, delivery: Delivery, outcomes: list[Outcome], ctx: Context) -> Any:
-        not_final = [o for o in outcomes if not o.final]
+        results, not_final = [], []
+        for o in outcomes:
+            results.append(o.to_dict())
+            if not o.final:
+                not_final.append(o)
         if not_final:
             statuses = ", ".join(sorted({o.status.value for o in not_final}))
             raise DeliveryIncomplete(
                 f"{len(not_final)} of {len(outcomes)} update(s) not final ({statuses}); "
                 "the platform will retry the delivery"
             )
-        return {"results": [o.to_dict() for o in outcomes]}
+        return {"results": results}
 
 
 def envelope_failure(faults: tuple[tuple[str, Fault], ...], what: str = "the event") -> SourceFailure:

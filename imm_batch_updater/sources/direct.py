@@ -37,5 +37,8 @@ class DirectSource(EventTrigger):
             code = "TooDeep" if event.error.code == "TooDeep" else "NotJson"
             failure = SourceFailure(Status.INVALID, code, f"the event is not a JSON document: {event.error.message}")
             return Delivery([Message.of(self.name, message_id, failure)])
-        # A config object (`{"Source": "oss://bucket/key"}`) stands for the documents it holds.
-        return Delivery([resolve_source(Message.of(self.name, message_id, event), ctx)])
+        message = Message(self.name, message_id, event.value, event.faults)
+        if isinstance(event.value, dict) and "Source" in event.value:
+            # A config object (`{"Source": "oss://bucket/key"}`) stands for the documents it holds.
+            message = resolve_source(message, ctx)
+        return Delivery([message])
