@@ -106,7 +106,7 @@ def _loop(n: int, function: Callable[[bytes, Any], Any], bare: Callable[[int], A
     sdk_times: list[float] = []
     with function_stdout_discarded():
         for i in range(n):
-            event = json.dumps({"ProjectName": PROJECT, "Id": BATCH, "Tags": {"p": str(i)}}).encode()
+            event = json.dumps({"ProjectName": PROJECT, "Id": BATCH, "Tags": {"p": f"f{i}"}}).encode()
             context = fc_context(key)
             t0 = time.perf_counter()
             function(event, context)
@@ -133,7 +133,7 @@ def main(argv: list[str]) -> int:
         runtime = RuntimeOptions(read_timeout=10000, connect_timeout=3000)
 
         def bare(i: int) -> None:
-            request = models.UpdateBatchRequest(project_name=PROJECT, id=BATCH, tags={"p": str(i)})
+            request = models.UpdateBatchRequest(project_name=PROJECT, id=BATCH, tags={"p": f"b{i}"})
             client.update_batch_with_options(request, runtime)
 
         # The floor: only what the contract needs, with its own client (same endpoint and key).
