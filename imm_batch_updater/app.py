@@ -32,7 +32,8 @@ from imm_batch_updater.outcome import ErrorInfo, Outcome, Status, replace
 from imm_batch_updater.pipeline import process
 from imm_batch_updater.ratelimit import pacer
 from imm_batch_updater.retry import RetryBudget, RetryPolicy
-from imm_batch_updater.sinks import Invocation, LogSink, configured_sinks
+from imm_batch_updater.sinks import Invocation, configured_sinks
+from imm_batch_updater.sinks.log import write as write_log
 from imm_batch_updater.sources import Sources
 from imm_batch_updater.sources.base import DeliveryIncomplete, Message, NotJsonEvent
 from imm_batch_updater.strictjson import Decoded, NotJson, decode
@@ -48,7 +49,8 @@ class App:
     def handle(self, event: Any, context: Any) -> Any:
         started = time.monotonic()
         settings = Settings.current()
-        self._warn_once(settings.warnings)
+        if settings.warnings:
+            self._warn_once(settings.warnings)
         ctx = InvocationContext(context, settings)
         decoded = decode_event(event)
         source = self.sources.detect(decoded)
@@ -77,39 +79,41 @@ class App:
     def apply(self, messages: Sequence[Message], ctx: InvocationContext) -> list[Outcome]:
         if not messages:  # e.g. an OSS event holding only removal records: nothing to apply, nothing to retry
             logs.info("the event holds no update", request_id=ctx.request_id)
-        plan = first_copies(messages, ctx)  # [] when no message id repeats (the common case)
-        items: list[Item] = []
+        plan = first_copies(messages, ctx) if len(messages) > 1 else []  # [] when no message id repeats
+        if not plan:  # the common case: every message is applied
+            items: list[Item] = []
+            for message in messages:
+                items.extend(documents_of(message, ctx.settings))
+            return self._apply_requests(items, ctx)
+        items = []
         spans: list[tuple[int, int]] = []  # with repeats, per message: its items, items[start:end]
         for position, message in enumerate(messages):
-            first = plan[position] if plan else None
+            first = plan[position]
             if first is None:
                 start = len(items)
                 items.extend(documents_of(message, ctx.settings))
                 spans.append((start, len(items)))
             else:
                 spans.append(spans[first])  # a repeat: the first copy's results, without applying it again
-        for item in items:
-            if isinstance(item, UpdateRequest):
-                items = self._apply_requests(items, ctx)
-                break
-        if not plan:
-            return [i for i in items if isinstance(i, Outcome)]
+        done_items = self._apply_requests(items, ctx)
         outcomes: list[Outcome] = []
         for (start, end), first in zip(spans, plan, strict=True):
-            done = [i for i in items[start:end] if isinstance(i, Outcome)]
+            done = done_items[start:end]
             outcomes.extend(done if first is None else [replace(o, attempts=0, duplicate=True) for o in done])
         return outcomes
 
-    def _apply_requests(self, items: list[Item], ctx: InvocationContext) -> list[Item]:
-        """Every UpdateRequest in `items` replaced by its outcome(s): a selector by one per matched batch."""
+    def _apply_requests(self, items: list[Item], ctx: InvocationContext) -> list[Outcome]:
+        """`items` with every UpdateRequest replaced by its outcome(s): a selector by one per matched batch."""
         settings = ctx.settings
         requests = [i for i in items if isinstance(i, UpdateRequest)]
+        if not requests:  # nothing to send (every document was refused)
+            return [i for i in items if isinstance(i, Outcome)]
         try:
             imm = self._imm_client(ctx, len(requests))
         except (CredentialsUnavailable, EndpointUnknown) as exc:
             code = "ConfigurationError" if isinstance(exc, EndpointUnknown) else "CredentialsUnavailable"
             logs.error("cannot call IMM", request_id=ctx.request_id, error_code=code, error_message=str(exc))
-            return [unapplied(i, Status.FAILED, code, str(exc)) if isinstance(i, UpdateRequest) else i for i in items]
+            return [i if isinstance(i, Outcome) else unapplied(i, Status.FAILED, code, str(exc)) for i in items]
 
         flat: list[Item] = []
         fan_out: list[tuple[int, int]] = []  # selections large enough for the work queue: flat[start:end]
@@ -138,7 +142,7 @@ class App:
                 logs.error("unexpected error", request_id=ctx.request_id, error_type=type(exc).__name__)
                 return unapplied(request, Status.REJECTED, "InternalError", f"unexpected error: {type(exc).__name__}")
 
-        return list(process(flat, apply, settings.concurrency))
+        return process(flat, apply, settings.concurrency)
 
     @staticmethod
     def _imm_client(ctx: InvocationContext, documents: int) -> ImmClient:
@@ -161,10 +165,10 @@ class App:
 
     # -- outcomes -> sinks ------------------------------------------------------------------------------------
     def report(self, outcomes: list[Outcome], ctx: InvocationContext, source: str, duration_ms: int) -> None:
-        invocation = Invocation(ctx.request_id, ctx.function_name, source)
-        LogSink().emit(outcomes, invocation, duration_ms)
+        write_log(outcomes, ctx.request_id, ctx.function_name, source, duration_ms)  # always, and first
         if not ctx.settings.sinks:
             return
+        invocation = Invocation(ctx.request_id, ctx.function_name, source)
         for sink in configured_sinks(ctx):
             try:
                 sink.emit(outcomes, invocation, duration_ms)

@@ -90,7 +90,7 @@ def expand(request: UpdateRequest, imm: ImmClient, ctx: Context) -> list[Item]:
     batches, attempts = listed
     if not batches:
         return [_result(request, Status.NOT_FOUND, "NoMatchingBatches", "no batch matches the selector", attempts)]
-    per_batch: list[Item] = [replace(request, batch_id=b["Id"], selector=None, current=b) for b in batches]
+    per_batch: list[Item] = [request._replace(batch_id=b["Id"], selector=None, current=b) for b in batches]
     return _count_listing(per_batch, attempts)
 
 
@@ -131,5 +131,5 @@ def _count_listing(items: list[Item], attempts: int) -> list[Item]:
     if isinstance(first, Outcome):
         items[0] = replace(first, attempts=first.attempts + attempts)
     else:
-        items[0] = replace(first, listing_attempts=attempts)
+        items[0] = first._replace(listing_attempts=attempts)
     return items
