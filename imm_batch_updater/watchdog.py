@@ -27,7 +27,7 @@ import socket
 import sys
 import threading
 import time
-from types import FrameType
+from types import FrameType, SimpleNamespace
 from typing import Protocol
 
 RETRY_S = 0.05  # how often to look again for a socket to shut down once a call is past its deadline
@@ -38,16 +38,14 @@ class HasDeadline(Protocol):
     expires_at: float  # time.monotonic() seconds
 
 
-class Watch:
-    """One guarded call: `fired` says whether the watchdog ended it."""
+class Watch(SimpleNamespace):
+    """One guarded call: `fired` says whether the watchdog ended it. (A SimpleNamespace: made by its C
+    constructor, without a Python-level __init__ on every call.)"""
 
-    __slots__ = ("deadline", "thread_id", "fired", "done")
-
-    def __init__(self, deadline: float, thread_id: int) -> None:
-        self.deadline = deadline
-        self.thread_id = thread_id
-        self.fired = False
-        self.done = False
+    deadline: float  # time.monotonic() seconds
+    thread_id: int
+    fired: bool
+    done: bool
 
 
 class _Watchdog:
@@ -64,7 +62,7 @@ class _Watchdog:
     def watch(self, deadline: HasDeadline) -> Watch:
         """Start bounding this thread's blocking calls by `deadline.expires_at`; end it with `unwatch` (in a
         finally)."""
-        watch = Watch(deadline.expires_at, threading.get_ident())
+        watch = Watch(deadline=deadline.expires_at, thread_id=threading.get_ident(), fired=False, done=False)
         self._active[id(watch)] = watch
         with self._lock:  # compared under the lock: the watchdog sets its wake-up time holding it
             if watch.deadline < self._wake_at:  # earlier than the watchdog's next look: tell it
