@@ -13,11 +13,33 @@ import threading
 import time
 from typing import Any, TextIO
 
+import orjson
+
 from imm_batch_updater import strictjson
 
 _lock = threading.Lock()
-# Built once: `json.dumps` with options builds a new encoder on every call. Strict: a line is always JSON.
-_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str, allow_nan=False)
+# The fallback for what orjson refuses (lone surrogates, integers beyond 64 bits, non-str keys: none of them can
+# come from strict input, so this is the path of a bug) and for a stdout that cannot carry UTF-8: built once,
+# strict (a line is always JSON), ASCII-only so that any stream can carry it.
+_fallback = json.JSONEncoder(separators=(",", ":"), default=str, allow_nan=False)
+
+
+def _default(value: Any) -> Any:
+    # As the standard encoder would write a NamedTuple (a list), anything else unknown as its str().
+    return list(value) if isinstance(value, tuple) else str(value)
+
+
+def _line(record: dict[str, Any]) -> bytes:
+    # orjson (not the standard encoder): the log line is written for every update, and encoding it was the
+    # largest part of the function's own work between two IMM calls (see bench/README.md). Output: compact
+    # UTF-8, NaN and Infinity as null.
+    return orjson.dumps(record, default=_default, option=orjson.OPT_APPEND_NEWLINE)
+
+
+def _scrubbed(records: list[dict[str, Any]]) -> str:
+    return "".join([_fallback.encode(strictjson.scrub(r)) + "\n" for r in records])
+
+
 _second: tuple[int, str] = (-1, "")  # (whole second, its "%Y-%m-%dT%H:%M:%S"): strftime once a second
 
 
@@ -50,15 +72,15 @@ def write_all(records: list[dict[str, Any]], stream: TextIO | None = None) -> No
     if not records:
         return
     try:
-        text = "\n".join(map(_encoder.encode, records)) + "\n"
-    except ValueError:  # NaN or Infinity somewhere: write what strict JSON can carry
-        text = "".join([_encoder.encode(strictjson.scrub(r)) + "\n" for r in records])
+        text = (_line(records[0]) if len(records) == 1 else b"".join(map(_line, records))).decode()
+    except orjson.JSONEncodeError:
+        text = _scrubbed(records)
     out = stream or sys.stdout
     with _lock:
         try:
             out.write(text)
-        except UnicodeEncodeError:  # a lone surrogate somewhere (a bug: strict input keeps them out)
-            out.write("".join([_encoder.encode(strictjson.scrub(r)) + "\n" for r in records]))
+        except UnicodeEncodeError:  # a stdout that is not UTF-8
+            out.write(_scrubbed(records))
         out.flush()
 
 
