@@ -71,7 +71,7 @@ DEMO_SEED: dict[str, Any] = {
                         },
                         "Actions": [{"Name": "audio/convert", "Parameters": ["format=mp3", "ab=128000"]}],
                         "ServiceRole": "AliyunIMMBatchTriggerRole",
-                        "Tags": {"env": "demo", "team": "audio"},
+                        "Tags": {"env": "demo", "team": "audio", "pipeline": "nightly"},
                         "Statistic": {"SubmitSuccess": 7, "SubmitFailure": 2, "SkipFiles": 0},
                         "Error": "api returns error: SDKError: StatusCode: 403 Code: NoPermission "
                         "Message: The RAM role AliyunIMMBatchTriggerRole cannot read oss://demo-bucket/incoming/audio/",

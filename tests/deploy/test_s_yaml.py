@@ -206,6 +206,9 @@ def test_the_timer_applies_a_config_object_outside_the_trigger_prefix(triggers, 
     for document in sample if isinstance(sample, list) else [sample]:
         jsonschema.Draft202012Validator(schema).validate(document)
         assert document.get("DryRun") is True
+        # Narrowed by a tag as docs/deploy.md says: a sample without DryRun must not change every Failed batch.
+        assert document["Selector"]["TagSelector"] == "pipeline=nightly"
+        assert "tagged `pipeline=nightly`" in (ROOT / "docs" / "deploy.md").read_text()
     policy = json.loads((ROOT / "deploy" / "ram-policy.json").read_text())
     [read] = [s for s in policy["Statement"] if s["Sid"] == "ReadSchedule"]
     assert read["Action"] == ["oss:GetObject"]
