@@ -68,7 +68,9 @@ def sdk_vocabularies() -> dict[str, dict[str, str | None]]:
     mns_known = {
         "publish_message": "mns:PublishMessage",
         "send_message": "mns:SendMessage",
-        "batch_send_message": "mns:SendMessage",
+        # MNS documents both: its BatchSendMessage page names mns:BatchSendMessage, its RAM mapping table
+        # (help.aliyun.com/zh/mns/b3asrm) "SendMessage or BatchSendMessage -> mns:SendMessage". Granted both.
+        "batch_send_message": ("mns:SendMessage", "mns:BatchSendMessage"),
         "receive_message": "mns:ReceiveMessage",
         "batch_receive_message": "mns:ReceiveMessage",
         "delete_message": "mns:DeleteMessage",
@@ -156,8 +158,8 @@ def actions_called_by_code() -> dict[str, set[str]]:
             sdks.discard("alibabacloud_tea_openapi")  # only generic calls name their API by an action string
         for sdk in sdks:
             for method in names & set(vocabularies[sdk]):
-                action = vocabularies[sdk][method]
-                if action is not None:
+                actions = vocabularies[sdk][method]
+                for action in (actions,) if isinstance(actions, str) else actions or ():
                     used.setdefault(action, set()).add(path.relative_to(ROOT).as_posix())
     return used
 

@@ -181,9 +181,26 @@ def test_mns_queue_trigger_is_eventbridge_batch_push(triggers, props):
 
 
 def test_oss_trigger_filters_update_documents(triggers):
+    from imm_batch_updater.sources.oss import FINISHED_OBJECT_EVENTS
+
     config = triggers["oss"]["triggerConfig"]
     assert config["filter"]["key"] == {"prefix": "updates/", "suffix": ".json"}
-    assert all(e.startswith("oss:ObjectCreated:") for e in config["events"])
+    # Subscribed to exactly the events the function reads: none it would ignore, none it reads left out.
+    assert sorted(config["events"]) == sorted(f"oss:{e}" for e in FINISHED_OBJECT_EVENTS)
+
+
+def test_the_imm_load_is_bounded_by_reserved_concurrency_times_imm_max_qps(props):
+    """Fan-out spreads a selection over instances: the deployed function bounds its total IMM calls/s by FC's
+    reserved concurrency (one invocation per instance) times the per-instance IMM_MAX_QPS (README "Fleet updates")."""
+    reserved = props["concurrencyConfig"]["reservedConcurrency"]
+    assert type(reserved) is int and reserved >= 1  # the FC API takes an integer, not a string
+    assert props.get("instanceConcurrency", 1) == 1  # one invocation per instance: instances = invocations
+    qps = props["environmentVariables"]["IMM_MAX_QPS"]
+    assert isinstance(qps, str) and float(qps) > 0  # FC's environment variables are strings
+    docs = (ROOT / "docs" / "deploy.md").read_text()
+    per_instance = int(float(qps))
+    assert f"{reserved} × {per_instance} = {reserved * per_instance} IMM calls per second" in docs.replace("\n", " ")
+    assert f"`concurrencyConfig.reservedConcurrency: {reserved}`" in docs and f"`IMM_MAX_QPS: '{qps}'`" in docs
 
 
 def test_the_timer_applies_a_config_object_outside_the_trigger_prefix(triggers, raw_props, spec):
@@ -270,7 +287,7 @@ def test_large_selections_fan_out_to_the_queue_trigger(props, triggers):
     assert int(env["FANOUT_BATCHES"]) >= 1
     policy = json.loads((ROOT / "deploy" / "ram-policy.json").read_text())
     [statement] = [s for s in policy["Statement"] if s["Sid"] == "FanOutToWorkQueue"]
-    assert statement["Action"] == ["mns:SendMessage"]
+    assert statement["Action"] == ["mns:SendMessage", "mns:BatchSendMessage"]
     assert statement["Resource"] == ["acs:mns:{region}:{account_id}:/queues/{work_queue}/messages"]
 
 
