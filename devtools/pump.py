@@ -2,13 +2,21 @@
 EventBridge MNS trigger with batch push does (`python3 dev.py pump`; `python3 dev.py serve` runs one itself when
 WORK_QUEUE is set and it started the emulator). Development tool: never deployed.
 
-    python -m devtools.pump --queue imm-batch-updater-work [--mns http://127.0.0.1:9100] [--once]
+    python3 dev.py pump --queue imm-batch-updater-work [--mns http://127.0.0.1:9100] [--once]
 
 Each round receives up to 16 messages with the MNS SDK (`batch_receive_message`, long polling), turns them into a
 JSON array of `mns:Queue:SendMessage` CloudEvents (`data.messageBody` as the queue holds it: base64 unless the
 trigger decodes it, like EventBridge's default), calls `handler.handler` with it and an FC-shaped context, and
 deletes the messages when the handler returns. When the handler raises (some item not final), the messages stay
 and come back after the queue's visibility timeout, as EventBridge's retry would deliver them again.
+
+IMM: a queue on a local MNS (a loopback --mns, such as `python3 dev.py emulator`) is applied to that emulator's
+IMM too (IMM_ENDPOINT, IMM_PROTOCOL=http and, unless set, OSS_ENDPOINT, WORK_QUEUE_ENDPOINT and RESULT_MNS_ENDPOINT
+point at it), unless you set IMM_ENDPOINT: local queue documents never reach a real account by accident. The keys
+are ALIBABA_CLOUD_ACCESS_KEY_ID / _SECRET [/ _SECURITY_TOKEN], default the emulator's local-ak / local-secret.
+
+Exit code 1: with --once, when a delivery was not final (the handler raised: some item throttled or failed); and
+when the queue cannot be read (missing, or MNS not answering), said in one line naming the endpoint and queue.
 """
 
 from __future__ import annotations
@@ -117,20 +125,61 @@ class Pump:
         return self.delivered - before
 
 
+class PumpError(Exception):
+    """The queue cannot be read (missing, refused, unreachable); the message is one line naming endpoint and queue."""
+
+
+def receive_problem(exc: Exception, endpoint: str, queue: str) -> str | None:
+    """One line for an MNS error receiving from `queue` at `endpoint`, None for an exception that is not MNS's."""
+    from mns.mns_exception import MNSClientNetworkException, MNSServerException
+
+    if isinstance(exc, MNSServerException) and exc.type == "QueueNotExist":
+        return (
+            f"queue {queue} does not exist at {endpoint}: create it there, or name another with --queue "
+            "(`WORK_QUEUE=NAME python3 dev.py serve` makes its work queue in the emulator it starts)"
+        )
+    if isinstance(exc, MNSServerException):
+        return f"MNS at {endpoint} refused to receive from queue {queue}: {exc.type}: {exc.message}"
+    if isinstance(exc, MNSClientNetworkException):
+        return (
+            f"no answer from MNS at {endpoint} (queue {queue}): {exc.message}. Is the emulator running "
+            "(`python3 dev.py emulator`)? --mns names another endpoint"
+        )
+    return None
+
+
+def imm_description(override: str | None) -> str:
+    """Which IMM the handler will call, for the pump's first line."""
+    if override:
+        return f"the emulator at {override} (the queue is local and IMM_ENDPOINT is not set)"
+    if os.environ.get("IMM_ENDPOINT", "").strip():
+        return f"IMM_ENDPOINT={os.environ['IMM_ENDPOINT'].strip()}"
+    return f"imm.{os.environ.get('IMM_REGION') or 'cn-hangzhou'}.aliyuncs.com (no IMM_ENDPOINT)"
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m devtools.pump", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python3 dev.py pump", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--queue", default=os.environ.get("WORK_QUEUE"), help="the MNS queue (default: WORK_QUEUE)")
     parser.add_argument(
         "--mns",
         default=os.environ.get("WORK_QUEUE_ENDPOINT") or "http://127.0.0.1:9100",
         help="the MNS endpoint (default: WORK_QUEUE_ENDPOINT, else the local emulator)",
     )
-    parser.add_argument("--once", action="store_true", help="deliver until the queue is empty, then stop")
+    parser.add_argument(
+        "--once",
+        action="store_true",
+        help="deliver until the queue is empty, then stop (exit code 1 when a delivery was not final)",
+    )
     args = parser.parse_args(argv)
     if not args.queue:
         parser.error("name the queue: --queue NAME (or set WORK_QUEUE)")
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
+    from devtools.target import imm_for_local_queue
+
+    override = imm_for_local_queue(args.mns)  # before the handler reads its settings
     import handler
 
     key = Key(
@@ -139,7 +188,11 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.get("ALIBABA_CLOUD_SECURITY_TOKEN") or None,
     )
     pump = Pump(args.mns, args.queue, key, handler.handler)
-    print(f"pump: delivering {args.queue} at {args.mns} to handler.handler (Ctrl-C stops)", file=sys.stderr)
+    print(
+        f"pump: delivering {args.queue} at {args.mns} to handler.handler; IMM: {imm_description(override)}"
+        f"{'' if args.once else ' (Ctrl-C stops)'}",
+        file=sys.stderr,
+    )
     try:
         if args.once:
             pump.drain()
@@ -148,7 +201,21 @@ def main(argv: list[str] | None = None) -> int:
                 pump.round(wait_s=5)
     except KeyboardInterrupt:
         pass
-    print(f"pump: {pump.delivered} message(s) delivered", file=sys.stderr)
+    except Exception as exc:
+        problem = receive_problem(exc, args.mns, args.queue)
+        if problem is None:
+            raise
+        print(f"dev.py pump: {problem}", file=sys.stderr)
+        return 1
+    summary = f"pump: {pump.delivered} message(s) delivered"
+    if pump.failed_deliveries:
+        print(
+            f"{summary}; {pump.failed_deliveries} delivery(ies) not final (some item throttled or failed: see the "
+            "log lines above), left on the queue to come back after its visibility timeout",
+            file=sys.stderr,
+        )
+        return 1
+    print(summary, file=sys.stderr)
     return 0
 
 

@@ -11,10 +11,12 @@ Development tool: never deployed with the function.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
+from typing import Any
 
 KEY_VARS = ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET")
 
@@ -81,3 +83,58 @@ def unreachable(target: Target, timeout_s: float = 5.0) -> str | None:
             f"cannot reach IMM at {target.address} (from {target.chosen_by}): {reason}. Check IMM_ENDPOINT / "
             "IMM_REGION / IMM_PROTOCOL, or unset IMM_ENDPOINT and IMM_REGION to use the bundled emulator."
         )
+
+
+# -- the emulator's MNS: where the function's work queue and result topic go when IMM is the emulator -------------
+MNS_ENDPOINT_VARS = ("WORK_QUEUE_ENDPOINT", "RESULT_MNS_ENDPOINT")
+
+
+def emulator_mns(emu: Any, env: MutableMapping[str, str] = os.environ) -> list[str]:
+    """Keep MNS local when the tools run against the emulator `emu`: WORK_QUEUE_ENDPOINT and RESULT_MNS_ENDPOINT
+    default to it (a value the user set is kept), and the WORK_QUEUE queue and RESULT_MNS_TOPIC topic are made in
+    it when those name one there. Returns what was made ("queue NAME", "topic NAME")."""
+    made = []
+    for name in MNS_ENDPOINT_VARS:
+        if not env.get(name, "").strip():
+            env[name] = emu.url
+    queue = env.get("WORK_QUEUE", "").strip()
+    if queue and is_emulator(env["WORK_QUEUE_ENDPOINT"], emu.url) and queue not in emu.mns.queues():
+        emu.mns.create_queue(queue)
+        made.append(f"queue {queue}")
+    topic = env.get("RESULT_MNS_TOPIC", "").strip()
+    if topic and is_emulator(env["RESULT_MNS_ENDPOINT"], emu.url) and topic not in emu.mns.topics():
+        emu.mns.create_topic(topic)
+        made.append(f"topic {topic}")
+    return made
+
+
+def is_emulator(endpoint: str, emulator_url: str) -> bool:
+    """Whether `endpoint` (a URL or host[:port]) is the emulator at `emulator_url`."""
+    return split_endpoint(endpoint.strip(), 80) == split_endpoint(emulator_url, 80)
+
+
+def is_local(endpoint: str) -> bool:
+    """Whether `endpoint` (a URL or host[:port]) is on this machine (a loopback address or localhost)."""
+    host, _ = split_endpoint(endpoint.strip(), 80)
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def imm_for_local_queue(mns_endpoint: str, env: MutableMapping[str, str] = os.environ) -> str | None:
+    """`dev.py pump`'s rule: a queue read from a local MNS (the emulator) is applied to that emulator's IMM too,
+    unless the user set IMM_ENDPOINT. Points the function's environment there (IMM_ENDPOINT, IMM_PROTOCOL=http, and
+    OSS_ENDPOINT / WORK_QUEUE_ENDPOINT / RESULT_MNS_ENDPOINT unless set) and returns the emulator's URL; None when
+    the queue is not local or IMM_ENDPOINT was set (the environment is left as it is)."""
+    if not is_local(mns_endpoint) or env.get("IMM_ENDPOINT", "").strip():
+        return None
+    host, port = split_endpoint(mns_endpoint.strip(), 80)
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    env["IMM_ENDPOINT"], env["IMM_PROTOCOL"] = address, "http"
+    for name in ("OSS_ENDPOINT", *MNS_ENDPOINT_VARS):
+        if not env.get(name, "").strip():
+            env[name] = f"http://{address}"
+    return f"http://{address}"
