@@ -7,10 +7,12 @@
 
 Target (devtools/target.py): with neither `IMM_REGION` nor `IMM_ENDPOINT` set, the emulator (IMM + OSS + MNS, demo
 data) is started in-process and the function's environment points at it (IMM_ENDPOINT, IMM_PROTOCOL=http,
-IMM_REGION, OSS_ENDPOINT); as on FC's python3.10 runtime, the keys reach the function in the context object
-(`context.credentials`, an STS-style key triple the emulator accepts). With either set, the function calls that IMM
-with the keys in `ALIBABA_CLOUD_ACCESS_KEY_ID` / `_SECRET` [/ `_SECURITY_TOKEN`]; without them, or when the endpoint
-does not accept a connection, the command stops with a message (exit code 2 or 1) and never uses the emulator.
+IMM_REGION, OSS_ENDPOINT, and WORK_QUEUE_ENDPOINT / RESULT_MNS_ENDPOINT unless you set them: the WORK_QUEUE queue
+and the RESULT_MNS_TOPIC topic are made in it, so fan-out and the result sink stay local too); as on FC's python3.10
+runtime, the keys reach the function in the context object (`context.credentials`, an STS-style key triple the
+emulator accepts). With either set, the function calls that IMM with the keys in `ALIBABA_CLOUD_ACCESS_KEY_ID` /
+`_SECRET` [/ `_SECURITY_TOKEN`]; without them, or when the endpoint does not accept a connection, the command stops
+with a message (exit code 2 or 1) and never uses the emulator.
 
 `--upload-object FILE` first puts FILE where each ObjectCreated record of an OSS event points (and sets the
 record's size and eTag to match), as uploading it to the bucket would, or, for a timer payload or direct invocation
@@ -20,7 +22,8 @@ injects emulator faults, e.g. `GetObject:internal:*`; a value holding a comma go
 
 Output (stdout): the function's own JSON log lines, then `result:` and the handler's result, or the
 `DeliveryIncomplete` message the platform would retry on (exit code 1), then the emulator's batches after the
-run. Development tool: never deployed with the function.
+run. An event file or --upload-object file that cannot be read, or a --fault spec the emulator does not take, is
+one line on stderr and exit code 2. Development tool: never deployed with the function.
 """
 
 from __future__ import annotations
@@ -36,21 +39,32 @@ from types import SimpleNamespace
 from typing import Any
 from urllib.parse import unquote_plus
 
-from devtools.target import TargetError, choose, unreachable
+from devtools.target import TargetError, choose, emulator_mns, unreachable
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_PROJECT = "demo-project"
 RESULT_MARKER = "result:"
 STATE_MARKER = f"emulator batches ({DEMO_PROJECT}) after the run:"
+MISSING_OBJECT = ("NoSuchKey", "NoSuchBucket")  # answered for an object not uploaded (to a bucket not in the seed)
 
 
-def start_emulator(faults: list[str]) -> tuple[Any, SimpleNamespace]:
-    """A started emulator with the demo data, the function's environment pointed at it, and FC-style keys."""
+class InvokeError(Exception):
+    """A file the command needs cannot be read; the message says which and why."""
+
+
+def read_file(path: str, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise InvokeError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+
+
+def start_emulator() -> tuple[Any, SimpleNamespace]:
+    """A started emulator with the demo data, the function's environment pointed at it (IMM, OSS, and the MNS of
+    WORK_QUEUE and RESULT_MNS_TOPIC unless their endpoints are set), and FC-style keys."""
     from emulator import Emulator
 
     emu = Emulator(seed="demo").start()
-    for spec in faults:
-        emu.faults.add_spec(spec)
     keys = SimpleNamespace(
         access_key_id="STS.local-invoke",
         access_key_secret=secrets.token_urlsafe(24),
@@ -60,6 +74,7 @@ def start_emulator(faults: list[str]) -> tuple[Any, SimpleNamespace]:
     os.environ.update(
         {"IMM_ENDPOINT": emu.endpoint, "IMM_PROTOCOL": "http", "IMM_REGION": emu.region, "OSS_ENDPOINT": emu.url}
     )
+    emulator_mns(emu)
     return emu, keys
 
 
@@ -116,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--upload-object",
         metavar="FILE",
-        help="upload FILE first: for OSS events to the named key, for a {\"Source\": \"oss://...\"} timer payload or "
+        help='upload FILE first: for OSS events to the named key, for a {"Source": "oss://..."} timer payload or '
         "direct invocation to that config object",
     )
     parser.add_argument(
@@ -127,7 +142,12 @@ def main(argv: list[str] | None = None) -> int:
 
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    raw = Path(args.event).read_bytes()
+    try:
+        raw = read_file(args.event, "the event file")
+        upload = read_file(args.upload_object, "the --upload-object file") if args.upload_object else None
+    except InvokeError as exc:
+        print(f"dev.py invoke: {exc}", file=sys.stderr)
+        return 2
     try:
         target = choose()
     except TargetError as exc:
@@ -147,18 +167,29 @@ def main(argv: list[str] | None = None) -> int:
             "emulator (set IMM_REGION for real IMM)",
             file=sys.stderr,
         )
-    emu, keys = (None, None) if target.real else start_emulator(args.fault)
+    emu, keys = (None, None) if target.real else start_emulator()
     try:
-        if emu is not None and args.upload_object:
-            event = json.loads(raw)
-            data = Path(args.upload_object).read_bytes()
+        if emu is not None:
+            for spec in args.fault:
+                try:
+                    emu.faults.add_spec(spec)
+                except ValueError as exc:
+                    reason = str(exc) if spec in str(exc) else f"{spec!r}: {exc}"
+                    print(f"dev.py invoke: bad --fault {reason}", file=sys.stderr)
+                    return 2
+        if emu is not None and upload is not None:
+            try:
+                event = json.loads(raw)
+            except ValueError as exc:
+                print(f"dev.py invoke: {args.event} is not JSON ({exc}); --upload-object needs it", file=sys.stderr)
+                return 2
             source = config_object_source(event)
             if source is not None:  # a config object: put the file where Source points
                 bucket, key = source[len("oss://") :].split("/", 1)
                 emu.oss.create_bucket(bucket)
-                emu.oss.put_object(bucket, key, data)
+                emu.oss.put_object(bucket, key, upload)
             elif oss_records(event):
-                upload_for_oss_event(emu, event, data)
+                upload_for_oss_event(emu, event, upload)
                 raw = json.dumps(event).encode()
             else:
                 parser.error("--upload-object needs an OSS event with an ObjectCreated record, or a Source payload")
@@ -174,9 +205,17 @@ def main(argv: list[str] | None = None) -> int:
         print(RESULT_MARKER)
         print(json.dumps(result, indent=2, ensure_ascii=False))
         if emu is not None:
-            missing = [r for r in result.get("results", []) if (r.get("error") or {}).get("code") == "NoSuchKey"]
+            results = result.get("results", []) if isinstance(result, dict) else []
+            missing = [r for r in results if (r.get("error") or {}).get("code") in MISSING_OBJECT]
             if missing and not args.upload_object:
                 print("hint: the object is not in the emulator; add --upload-object FILE", file=sys.stderr)
+            queued = {r.get("queue") for r in results if r.get("status") == "queued"}
+            for queue in sorted(q for q in queued if isinstance(q, str)):
+                print(
+                    f"note: queued on {queue} in this run's emulator, which stops now: `WORK_QUEUE={queue} "
+                    "python3 dev.py serve` applies fanned-out work (its pump delivers the queue back)",
+                    file=sys.stderr,
+                )
             print(STATE_MARKER)
             for batch_id, state in batch_states(emu).items():
                 print(f"  {batch_id}: {json.dumps(state, ensure_ascii=False, separators=(',', ':'))}")
