@@ -8,14 +8,17 @@ becomes the HTTP response, so `curl` works exactly as against the deployed trigg
 
 Target (devtools/target.py):
 - by default the bundled emulator (IMM + OSS + MNS, demo data, key local-ak/local-secret) is started in-process
-  on --emulator-port; with WORK_QUEUE set, that queue is made in the emulator (WORK_QUEUE_ENDPOINT defaults to it)
-  and a pump delivers what lands on it back to the function, as its EventBridge trigger would;
+  on --emulator-port; WORK_QUEUE_ENDPOINT and RESULT_MNS_ENDPOINT default to it, with WORK_QUEUE set that queue is
+  made in the emulator and a pump delivers what lands on it back to the function, as its EventBridge trigger would,
+  and a RESULT_MNS_TOPIC topic is made there too;
 - with `IMM_REGION` or `IMM_ENDPOINT` set, the function talks to that IMM with the keys in
   `ALIBABA_CLOUD_ACCESS_KEY_ID` / `_SECRET` [/ `_SECURITY_TOKEN`] and no emulator is started. Without keys, or when
   the endpoint does not accept a connection, the server does not start (it never falls back to the emulator).
 
 Without `WEBHOOK_SECRET` a random secret is made for the session and printed with a signed example request and the
-commands that sign more. A port already in use is reported in one line naming it and the option that picks another.
+commands that sign more. A `WEBHOOK_SECRET` the function would leave out (not `whsec_` and base64 of at least 24
+bytes) stops the server at once with one line saying so (exit code 2); the secret itself is never printed. A port
+already in use is reported in one line naming it and the option that picks another.
 Development tool: never deployed with the function.
 """
 
@@ -39,7 +42,7 @@ from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from devtools.target import Target, TargetError, choose, unreachable
+from devtools.target import Target, TargetError, choose, emulator_mns, is_emulator, unreachable
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = {"ProjectName": "demo-project", "Id": "batch-demo-ready", "Tags": {"owner": "media-team"}}
@@ -129,7 +132,7 @@ def make_http_handler(invoke: Any, timeout_s: float) -> type[BaseHTTPRequestHand
         def _body(self) -> bytes | None:
             """The request body (Content-Length or chunked), or None after answering 400 for a malformed one."""
             if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-                chunks = []
+                chunks: list[bytes] = []
                 while True:
                     size_line = self.rfile.readline(1024).split(b";", 1)[0].strip()
                     try:
@@ -178,11 +181,27 @@ def start_emulator(port: int) -> Any:
         }
     )
     os.environ.pop("ALIBABA_CLOUD_SECURITY_TOKEN", None)
-    queue = os.environ.get("WORK_QUEUE")
-    if queue:  # fan-out locally: the work queue lives in the emulator, and a pump delivers it back
-        os.environ.setdefault("WORK_QUEUE_ENDPOINT", emu.url)
-        emu.mns.create_queue(queue)
+    # Fan-out and the result topic stay local: their endpoints default to the emulator, where WORK_QUEUE's queue (a
+    # pump delivers it back) and RESULT_MNS_TOPIC's topic are made.
+    emulator_mns(emu)
     return emu
+
+
+def webhook_auth() -> bool:
+    """Whether the function authenticates POSTs with WEBHOOK_SECRET (HTTP_AUTH as the function parses it)."""
+    from imm_batch_updater.config import env_choice
+
+    return env_choice(os.environ.get("HTTP_AUTH"), "HTTP_AUTH", ("webhook", "none"), "webhook", []) == "webhook"
+
+
+def secret_problem(raw: str) -> str | None:
+    """Why the function would leave out a secret in WEBHOOK_SECRET `raw` (its own rule, never quoting the secret),
+    or None when it keeps every one."""
+    from imm_batch_updater.config import webhook_secrets
+
+    warnings: list[str] = []
+    webhook_secrets(raw, warnings)
+    return warnings[0] if warnings else None
 
 
 def start_pump(queue: str, endpoint: str, stop: threading.Event) -> threading.Thread:
@@ -235,7 +254,7 @@ def banner(url: str, emu: Any, target: Target, generated_secret: bool) -> str:
         else f"{target.address} ({target.chosen_by})"
     )
     lines = [f"imm-batch-updater listening on {url}  ->  IMM: {imm}"]
-    if os.environ.get("HTTP_AUTH", "webhook") == "webhook":
+    if webhook_auth():
         from devtools.sign import DEFAULT_URL, curl_command
 
         secret = os.environ["WEBHOOK_SECRET"].split()[0]
@@ -284,6 +303,15 @@ def main(argv: list[str] | None = None) -> int:
         if problem:
             print(f"dev.py serve: {problem}", file=sys.stderr)
             return 1
+    generated_secret = webhook_auth() and not os.environ.get("WEBHOOK_SECRET", "").strip()
+    problem = None if generated_secret or not webhook_auth() else secret_problem(os.environ["WEBHOOK_SECRET"])
+    if problem:  # the function would refuse every POST: say so now, not on the first request
+        print(
+            f"dev.py serve: {problem}, so requests signed with it would be answered 401. Fix it, or unset "
+            "WEBHOOK_SECRET for a secret made for this session.",
+            file=sys.stderr,
+        )
+        return 2
 
     function: dict[str, Any] = {}
 
@@ -305,7 +333,6 @@ def main(argv: list[str] | None = None) -> int:
                 port_problem(exc, "the emulator", "127.0.0.1", args.emulator_port, "--emulator-port"), file=sys.stderr
             )
             return 1
-    generated_secret = os.environ.get("HTTP_AUTH", "webhook") == "webhook" and not os.environ.get("WEBHOOK_SECRET")
     if generated_secret:
         os.environ["WEBHOOK_SECRET"] = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
     import handler
@@ -316,9 +343,16 @@ def main(argv: list[str] | None = None) -> int:
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    if emu is not None and os.environ.get("WORK_QUEUE"):
-        start_pump(os.environ["WORK_QUEUE"], os.environ["WORK_QUEUE_ENDPOINT"], stop)
-        print(f"work queue {os.environ['WORK_QUEUE']}: in the emulator, delivered back to the function", flush=True)
+    queue = os.environ.get("WORK_QUEUE", "").strip()
+    if emu is not None and queue and is_emulator(os.environ["WORK_QUEUE_ENDPOINT"], emu.url):
+        start_pump(queue, os.environ["WORK_QUEUE_ENDPOINT"], stop)
+        print(f"work queue {queue}: in the emulator, delivered back to the function", flush=True)
+    elif emu is not None and queue:
+        print(
+            f"work queue {queue}: at WORK_QUEUE_ENDPOINT={os.environ['WORK_QUEUE_ENDPOINT']}, not the emulator; "
+            "nothing here delivers it back",
+            flush=True,
+        )
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
     thread.start()
     try:
