@@ -3,7 +3,7 @@ function, or (--send) send it and print the answer.
 
     export WEBHOOK_SECRET='whsec_...'                        # `python3 dev.py serve` prints the session's secret
     python3 dev.py sign examples/direct.json                 # prints the signed curl command
-    python3 dev.py sign --send examples/direct.json          # sends it, prints the HTTP status and the answer
+    python3 dev.py sign --send examples/direct.json          # sends it: the HTTP status on stderr, the answer on stdout
     python3 dev.py sign --url http://127.0.0.1:9001/ --secret whsec_... - < doc.json
 
 The signature carries a timestamp and is valid for 5 minutes; run the command again for a fresh one.
@@ -45,16 +45,21 @@ def curl_command(url: str, secret: str, body: bytes, path: str | None = None) ->
 
 
 def secret_problem(secret: str) -> str | None:
-    """Why `secret` cannot sign (None when it can): Standard Webhooks secrets are whsec_ and base64."""
+    """Why `secret` cannot sign for the function (None when it can): the function's own rule, `whsec_` and base64
+    of at least MIN_SECRET_BYTES (24) bytes (imm_batch_updater.config.webhook_secrets)."""
     import base64
     import binascii
+
+    from imm_batch_updater.config import MIN_SECRET_BYTES
 
     if not secret.startswith("whsec_"):
         return "the secret does not start with whsec_"
     try:
-        base64.b64decode(secret[len("whsec_") :], validate=True)
+        key = base64.b64decode(secret[len("whsec_") :], validate=True)
     except (binascii.Error, ValueError):
         return "the part after whsec_ is not base64"
+    if len(key) < MIN_SECRET_BYTES:
+        return f"the secret is shorter than {MIN_SECRET_BYTES} bytes (the function leaves it out)"
     return None
 
 
@@ -75,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("file", help="the update document (or array) to send, e.g. examples/direct.json; - for stdin")
     parser.add_argument("--url", default=os.environ.get("FUNCTION_URL", DEFAULT_URL), help=f"default {DEFAULT_URL}")
     parser.add_argument("--secret", default=None, help="a whsec_... secret (default: the first in WEBHOOK_SECRET)")
-    parser.add_argument("--send", action="store_true", help="send the request and print the answer")
+    parser.add_argument(
+        "--send", action="store_true", help="send the request; the answer on stdout, its HTTP status on stderr"
+    )
     args = parser.parse_args(argv)
     secret = args.secret or (os.environ.get("WEBHOOK_SECRET", "").split() or [""])[0]
     if not secret:
@@ -103,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         reason = getattr(exc, "reason", None) or exc
         print(f"dev.py sign: no answer from {args.url}: {reason} (is `python3 dev.py serve` running?)", file=sys.stderr)
         return 1
-    print(f"HTTP {status}")
+    print(f"HTTP {status}", file=sys.stderr)  # stdout is exactly the answer: `sign --send F > results.json` works
     print(answer)
     return 0 if status < 400 else 1
 
