@@ -1,9 +1,10 @@
 """Turn the results of a change back into the documents that undo it: `python3 dev.py revert RESULTS`.
 
 RESULTS is what the function answered (`{"results": [...]}`, or a JSON array of results), or its outcome log lines
-as exported from SLS (one JSON object per line). Every `updated` result that read the batch first carries `diff`
-(`{field: {"from", "to"}}`); for each batch, the first `from` seen of each field is the value before the change,
-and the output is a JSON array of update documents that set those values again:
+as exported from SLS (one JSON object per line; other lines, such as `python3 dev.py serve`'s banner, are skipped).
+Every `updated` result that read the batch first carries `diff` (`{field: {"from", "to"}}`); for each batch, the
+first `from` seen of each field is the value before the change, and the output is a JSON array of update documents
+that set those values again:
 
     python3 dev.py revert results.json > revert.json      # review it, then send it like any other update
     python3 dev.py revert sls-export.jsonl --dry-run      # the same documents with "DryRun": true, to preview
@@ -30,19 +31,29 @@ CHANGE_FIELDS = ("Input", "Actions", "Tags")
 
 
 def results_in(text: str) -> list[dict[str, Any]]:
-    """The result objects in a results file or in exported outcome log lines."""
+    """The result objects in a results file or in outcome log lines. Lines that are not JSON objects (a server's
+    banner, other output) and log lines other than `outcome` are skipped; ValueError when no result is left."""
     stripped = text.strip()
-    if not stripped:
-        return []
     try:
-        data = json.loads(stripped)
+        data = json.loads(stripped) if stripped else []
     except json.JSONDecodeError:
-        data = [json.loads(line) for line in stripped.splitlines() if line.strip()]  # JSON lines
+        data = []
+        for line in stripped.splitlines():  # JSON lines, perhaps among other output (`python3 dev.py serve`'s)
+            try:
+                data.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
     if isinstance(data, dict):
-        data = data.get("results", [data])
+        data = data["results"] if isinstance(data.get("results"), list) else [data]
     if not isinstance(data, list):
-        raise ValueError('expected {"results": [...]}, a JSON array of results, or JSON lines')
-    return [r for r in data if isinstance(r, dict) and r.get("msg", "outcome") == "outcome"]
+        data = []
+    results = [r for r in data if isinstance(r, dict) and "status" in r and r.get("msg", "outcome") == "outcome"]
+    if not results:
+        raise ValueError(
+            'it holds no result: expected the function\'s answer {"results": [...]}, a JSON array of results, or '
+            "outcome log lines (one JSON object per line)"
+        )
+    return results
 
 
 def revert_documents(
@@ -76,8 +87,42 @@ def revert_documents(
     return documents, notes
 
 
+def nothing_to_revert(results: list[dict[str, Any]]) -> str:
+    """Why results that yield no document revert nothing (one line)."""
+    queued = [r for r in results if r.get("status") == "queued"]
+    if queued and len(queued) == len(results):
+        return (
+            f"all {len(queued)} result(s) are `queued`: those batches were fanned out to the work queue and changed "
+            "by later invocations, whose outcome log lines carry the diffs; revert from those log lines"
+        )
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[str(r.get("status"))] = counts.get(str(r.get("status")), 0) + 1
+    shown = ", ".join(f"{status} x{n}" for status, n in sorted(counts.items()))
+    return f"nothing to revert: no `updated` result with a diff that can be put back ({shown})"
+
+
+def queued_elsewhere(results: list[dict[str, Any]]) -> int:
+    """How many `queued` batches have no `updated` result here (their change is only in later log lines)."""
+    updated = {(r.get("project"), r.get("batch_id")) for r in results if r.get("status") == "updated"}
+    queued = {(r.get("project"), r.get("batch_id")) for r in results if r.get("status") == "queued"}
+    return len(queued - updated)
+
+
+EPILOG = """exit codes: 0 the documents were written; 1 nothing to revert (no `updated` result with a diff: for example
+every result is `queued`, fanned out to the work queue, so revert from the outcome log lines of the invocations
+that applied them, which carry the diffs); 2 RESULTS cannot be read or holds no result. Lines that are not JSON
+(a server's banner) are skipped in log-line input. `queued` results among others are counted in a note on stderr.
+"""
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python3 dev.py revert", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python3 dev.py revert",
+        description=__doc__.split("\n\n")[0],
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("results", help="results file: the function's answer, a JSON array, or outcome log lines")
     parser.add_argument("--dry-run", action="store_true", help='add "DryRun": true to every document')
     parser.add_argument("--per-file", type=int, default=100, help="documents per message (MAX_DOCUMENTS, default 100)")
@@ -85,15 +130,26 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         with open(args.results, encoding="utf-8") as file:
-            documents, notes = revert_documents(results_in(file.read()), dry_run=args.dry_run)
+            results = results_in(file.read())
     except OSError as exc:
         print(f"dev.py revert: cannot read {args.results}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     except (ValueError, UnicodeDecodeError) as exc:
         print(f"dev.py revert: {args.results} is not results or outcome log lines: {exc}", file=sys.stderr)
         return 2
+    documents, notes = revert_documents(results, dry_run=args.dry_run)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
+    if not documents:
+        print(f"dev.py revert: {nothing_to_revert(results)}", file=sys.stderr)
+        return 1
+    elsewhere = queued_elsewhere(results)
+    if elsewhere:
+        print(
+            f"note: {elsewhere} batch(es) are only `queued` here (fanned out): revert them from the outcome log lines "
+            "of the invocations that applied them",
+            file=sys.stderr,
+        )
     if args.out_dir:
         out = Path(args.out_dir)
         out.mkdir(parents=True, exist_ok=True)
