@@ -105,12 +105,27 @@ def banner(emulator: Emulator) -> str:
             "point the function (or any SDK client) at it with:",
             f"  export IMM_ENDPOINT={emulator.endpoint} IMM_PROTOCOL=http IMM_REGION={emulator.region}",
             f"  export OSS_ENDPOINT={emulator.url}    # oss2 and aliyun-mns-sdk also take {emulator.url}",
-            f"  export WORK_QUEUE_ENDPOINT={emulator.url}    # with WORK_QUEUE: a queue in the seed",
+            *work_queue_lines(emulator),
             f"  export ALIBABA_CLOUD_ACCESS_KEY_ID={key_id} ALIBABA_CLOUD_ACCESS_KEY_SECRET={secret}",
             "  unset ALIBABA_CLOUD_SECURITY_TOKEN",
             "press Ctrl-C to stop",
         ]
     )
+
+
+def work_queue_lines(emulator: Emulator) -> list[str]:
+    """The banner's fan-out lines: only a queue that exists can be WORK_QUEUE (the emulator answers CreateQueue
+    NotImplemented)."""
+    queues = emulator.mns.queues()
+    if queues:
+        return [
+            f"  export WORK_QUEUE_ENDPOINT={emulator.url} WORK_QUEUE={queues[0]}    # queues here: {', '.join(queues)}"
+        ]
+    return [
+        "  # fan-out (WORK_QUEUE): this emulator has no MNS queue (the seed has none, CreateQueue is not emulated);",
+        '  # seed one with --seed FILE ({"mns": {"queues": ["imm-batch-updater-work"]}}), or run',
+        "  # `WORK_QUEUE=NAME python3 dev.py serve`, which makes the queue in its emulator and delivers it back",
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
