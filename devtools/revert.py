@@ -103,10 +103,10 @@ def nothing_to_revert(results: list[dict[str, Any]]) -> str:
 
 
 def queued_elsewhere(results: list[dict[str, Any]]) -> int:
-    """How many `queued` batches have no `updated` result here (their change is only in later log lines)."""
-    updated = {(r.get("project"), r.get("batch_id")) for r in results if r.get("status") == "updated"}
+    """How many `queued` batches have no other result here (what became of them is only in later log lines)."""
+    applied = {(r.get("project"), r.get("batch_id")) for r in results if r.get("status") != "queued"}
     queued = {(r.get("project"), r.get("batch_id")) for r in results if r.get("status") == "queued"}
-    return len(queued - updated)
+    return len(queued - applied)
 
 
 EPILOG = """exit codes: 0 the documents were written; 1 nothing to revert (no `updated` result with a diff: for example
