@@ -60,7 +60,10 @@ def verify(secrets: Sequence[str], body: bytes, headers: Mapping[str, Any]) -> N
 
     lowered = collect_headers(headers)
     if not secrets:
-        raise WebhookAuthError("webhook authentication is not configured (WEBHOOK_SECRET is empty)")
+        raise WebhookAuthError(
+            "webhook authentication is not configured: WEBHOOK_SECRET holds no usable secret (it is empty, or no "
+            "entry is whsec_ followed by the base64 of at least 24 bytes)"
+        )
     missing = [h for h in ("webhook-id", "webhook-timestamp", "webhook-signature") if not lowered.get(h)]
     if missing:
         raise WebhookAuthError("missing header(s): " + ", ".join(missing))

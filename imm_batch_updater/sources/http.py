@@ -155,7 +155,8 @@ class HttpSource:
         webhook = settings.http_auth == "webhook"
         if webhook and not settings.webhook_secrets:
             logs.error(
-                "misconfiguration: HTTP_AUTH=webhook but WEBHOOK_SECRET is empty; refusing every POST",
+                "misconfiguration: HTTP_AUTH=webhook but WEBHOOK_SECRET holds no usable secret (empty, or no entry is "
+                "whsec_ followed by the base64 of at least 24 bytes); refusing every POST",
                 request_id=ctx.request_id,
             )
         value = event.value

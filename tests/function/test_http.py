@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
+
 import handler
 from tests.conftest import PROJECT, READY, RUNNING, fc_context, http_event, new_secret, signed_headers
 
@@ -81,6 +83,20 @@ def test_no_secret_fails_closed_and_logs_the_misconfiguration(invoke, fn_env, em
     event["body"], event["isBase64Encoded"] = "%%%", True
     response = handler.handler(json.dumps(event).encode(), fc_context(invoke.sts))
     assert response["statusCode"] == 401 and "misconfiguration" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("secret", ["", "whsec_dGVzdA==", "not-a-secret", "whsec_%%%"])
+def test_a_secret_the_function_cannot_use_is_named_for_what_it_is(invoke, fn_env, emu, capsys, secret):
+    """Empty, short or malformed: the 401 and the log say which rule the secret breaks, never the secret."""
+    fn_env.setenv("WEBHOOK_SECRET", secret)
+    status, body, _ = invoke.post(UPDATE)
+    assert status == 401 and emu.calls(service="imm") == []
+    message = body["results"][0]["error"]["message"]
+    assert "no usable secret" in message and "24 bytes" in message
+    out = capsys.readouterr().out
+    assert "no usable secret" in out
+    if secret:
+        assert secret not in message and secret not in out
 
 
 def test_http_auth_none_accepts_unsigned(invoke, fn_env):
