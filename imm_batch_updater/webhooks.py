@@ -69,9 +69,10 @@ def verify(secrets: Sequence[str], body: bytes, headers: Mapping[str, Any]) -> N
         raise WebhookAuthError("missing header(s): " + ", ".join(missing))
     try:
         ts = int(lowered["webhook-timestamp"])
-    except ValueError:
+        skew = abs(time.time() - ts)  # OverflowError for an integer beyond any float ("1" and 400 zeros)
+    except (ValueError, OverflowError):
         raise WebhookAuthError("webhook-timestamp is not unix seconds") from None
-    if abs(time.time() - ts) > TOLERANCE_S:
+    if skew > TOLERANCE_S:
         raise WebhookAuthError("webhook-timestamp is more than 5 minutes off")
     try:
         text = body.decode("utf-8")

@@ -1,0 +1,67 @@
+"""Findings of an adversarial review: each test fails on the code as it was reviewed."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from tests.conftest import PROJECT, READY, http_event, fc_context, signed_headers
+
+import handler
+
+
+def test_webhook_timestamp_too_large_for_a_float_is_401(invoke):
+    """A webhook-timestamp of 400 digits parses as int but overflows float arithmetic: must be a 401, not a
+    crash or an InternalError 422."""
+    body = json.dumps({"ProjectName": PROJECT, "Id": READY, "Tags": {"k": "v"}}).encode()
+    headers = signed_headers(invoke.secret, body)
+    headers["webhook-timestamp"] = "1" + "0" * 400
+    event = http_event("POST", "/", body, headers)
+    response = handler.handler(event, fc_context(invoke.sts))
+    assert response["statusCode"] == 401, response
+
+
+def test_tag_value_true_is_not_the_number_1(invoke, emu):
+    """A batch holding Tags {"flag": true} asked for Tags {"flag": 1}: UpdateBatch must be called (1 is not true)."""
+    invoke.direct({"ProjectName": PROJECT, "Id": READY, "Tags": {"flag": True}})
+    before = len(emu.calls(action="UpdateBatch"))
+    result = invoke.direct({"ProjectName": PROJECT, "Id": READY, "Tags": {"flag": 1}})["results"][0]
+    assert result["status"] == "updated"
+    assert len(emu.calls(action="UpdateBatch")) == before + 1, result
+    assert result.get("diff") == {"Tags": {"from": {"flag": True}, "to": {"flag": 1}}}
+
+
+def test_dry_run_reports_bool_to_number_change(invoke, emu):
+    invoke.direct({"ProjectName": PROJECT, "Id": READY, "Tags": {"flag": False}})
+    result = invoke.direct({"ProjectName": PROJECT, "Id": READY, "Tags": {"flag": 0}, "DryRun": True})["results"][0]
+    assert result["status"] == "dry_run"
+    assert result["diff"] == {"Tags": {"from": {"flag": False}, "to": {"flag": 0}}}
+
+
+def _one(invoke, document):
+    status, answer, _ = invoke.post(document)
+    return [dict(r, http=status) for r in answer["results"]]
+
+
+def test_getbatch_state_that_is_not_a_string_is_failed_not_rejected(invoke, emu):
+    """Only IMM's answer counts: a GetBatch whose Batch.State is a list is not IMM's answer -> failed (retried)."""
+    body = json.dumps({"RequestId": "r-1", "Batch": {"Id": READY, "State": ["Ready"]}}).encode()
+    emu.faults.inject("GetBatch", "answer", count=None, status=200, body=body)
+    [result] = _one(invoke, {"ProjectName": PROJECT, "Id": READY, "Tags": {"k": "v"}, "DryRun": True})
+    assert (result["status"], result["http"]) == ("failed", 502), result
+    assert result["error"]["code"] == "InvalidResponse"
+
+
+def test_listbatches_state_that_is_not_a_string_is_failed_not_rejected(invoke, emu):
+    body = json.dumps({"RequestId": "r-1", "Batches": [{"Id": READY, "State": {"x": 1}}]}).encode()
+    emu.faults.inject("ListBatches", "answer", count=None, status=200, body=body)
+    [result] = _one(invoke, {"ProjectName": PROJECT, "Selector": {"State": "Ready"}, "Tags": {"k": "v"}, "DryRun": True})
+    assert (result["status"], result["http"]) == ("failed", 502), result
+    assert result["error"]["code"] == "InvalidResponse"
+
+
+def test_update_answer_whose_request_id_is_a_lone_surrogate_is_not_imms(invoke, emu):
+    """A success is a JSON object carrying RequestId *made only of strict JSON*."""
+    emu.faults.inject("UpdateBatch", "answer", count=None, status=200, body=b'{"RequestId": "\\ud800"}')
+    [result] = _one(invoke, {"ProjectName": PROJECT, "Id": READY, "Tags": {"k": "v"}})
+    assert (result["status"], result["http"]) == ("failed", 502), result
