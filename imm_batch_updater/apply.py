@@ -76,7 +76,10 @@ def holds(current: dict[str, Any], changes: dict[str, Any]) -> bool:
 
 
 def _normalise(value: Any) -> Any:
-    """Compare what IMM returns with what was asked: drop empty/None members IMM may add or omit."""
+    """Compare what IMM returns with what was asked: drop empty/None members IMM may add or omit. A boolean is
+    never equal to a number (Python's `True == 1` is not JSON's: `{"flag": true}` is not `{"flag": 1}`)."""
+    if isinstance(value, bool):
+        return (bool, value)
     if isinstance(value, dict):
         return {k: _normalise(v) for k, v in value.items() if v is not None and v != [] and v != ""}
     if isinstance(value, list):
