@@ -56,6 +56,20 @@ def results_in(text: str) -> list[dict[str, Any]]:
     return results
 
 
+RESUME_FAILED = "updated, but ResumeBatch failed"  # apply.py's prefix: the update was made, only the resume not
+
+
+def _applied(result: dict[str, Any]) -> bool:
+    """Did this result's UpdateBatch change the batch? `updated`, and also a result whose update was made but whose
+    ResumeBatch then failed (its status is the resume's: `throttled`, `failed`, `rejected`): it carries the only
+    `diff` of the change, since the redelivery finds the values already there."""
+    if result.get("status") == "updated":
+        return True
+    error = result.get("error")
+    message = error.get("message") if isinstance(error, dict) else result.get("error_message")
+    return isinstance(message, str) and message.startswith(RESUME_FAILED)
+
+
 def revert_documents(
     results: Iterable[dict[str, Any]], dry_run: bool = False
 ) -> tuple[list[dict[str, Any]], list[str]]:
@@ -63,7 +77,7 @@ def revert_documents(
     before: dict[tuple[str, str], dict[str, Any]] = {}
     notes: list[str] = []
     for result in results:
-        if result.get("status") != "updated" or not isinstance(result.get("diff"), dict):
+        if not _applied(result) or not isinstance(result.get("diff"), dict):
             continue
         key = (result.get("project"), result.get("batch_id"))
         if not all(isinstance(k, str) for k in key):

@@ -65,3 +65,22 @@ def test_update_answer_whose_request_id_is_a_lone_surrogate_is_not_imms(invoke, 
     emu.faults.inject("UpdateBatch", "answer", count=None, status=200, body=b'{"RequestId": "\\ud800"}')
     [result] = _one(invoke, {"ProjectName": PROJECT, "Id": READY, "Tags": {"k": "v"}})
     assert (result["status"], result["http"]) == ("failed", 502), result
+
+
+def test_revert_undoes_an_update_whose_resume_failed(invoke, emu):
+    """An update that IMM applied but whose ResumeBatch failed (throttled: the platform redelivers) carries the
+    only `diff` of the change; the redelivery finds the values already there (diff {}). Reverting the results of
+    both must still put the batch back."""
+    from devtools.revert import revert_documents
+    from tests.conftest import FAILED
+
+    before = emu.imm.get_batch(PROJECT, FAILED)["Tags"]
+    doc = {"ProjectName": PROJECT, "Id": FAILED, "Tags": {"changed": "yes"}, "Resume": True}
+    emu.faults.inject("ResumeBatch", "throttle", count=None, status=429)
+    status, first, _ = invoke.post(doc)
+    assert status == 429 and first["results"][0]["status"] == "throttled"
+    emu.faults.clear()
+    status, second, _ = invoke.post(doc)
+    assert status == 200 and second["results"][0]["status"] == "updated"
+    documents, _ = revert_documents(first["results"] + second["results"])
+    assert documents == [{"ProjectName": PROJECT, "Id": FAILED, "Tags": before}]
