@@ -131,6 +131,8 @@ class App:
             from imm_batch_updater import fleet
 
             flat = fleet.fan_out(flat, fan_out, ctx)
+        if len(flat) > 1 and any(isinstance(i, UpdateRequest) and i.current is not None for i in flat):
+            flat = _stale_listings_dropped(flat)
         if len(flat) != len(items):  # selectors matched batches: the retry budget covers each of them
             to_apply = sum(isinstance(i, UpdateRequest) for i in flat)
             imm.budget = RetryBudget.for_delivery(to_apply, settings.max_attempts)
@@ -217,6 +219,21 @@ def first_copies(messages: Sequence[Message], ctx: InvocationContext) -> list[in
             seen[message.message_id] = position
         plan.append(first)
     return plan if any(first is not None for first in plan) else []
+
+
+def _stale_listings_dropped(items: list[Item]) -> list[Item]:
+    """A selector's listing shows a batch as it was before this delivery. When an earlier document of the delivery
+    targets the same batch, that view is stale by the time this request runs (the earlier one may change the values
+    or the state): such a request reads the batch again like an `Id` document, so that a stale view never makes it
+    look `unchanged` (skipped) and the last document for a batch wins."""
+    seen: set[tuple[str, str]] = set()
+    out = list(items)
+    for n, item in enumerate(out):
+        if isinstance(item, UpdateRequest):
+            if item.current is not None and item.key in seen:
+                out[n] = item._replace(current=None)
+            seen.add(item.key)
+    return out
 
 
 def _internal_error(source: str, ctx: InvocationContext, exc: Exception) -> tuple[Any, list[Outcome]]:

@@ -84,3 +84,18 @@ def test_revert_undoes_an_update_whose_resume_failed(invoke, emu):
     assert status == 200 and second["results"][0]["status"] == "updated"
     documents, _ = revert_documents(first["results"] + second["results"])
     assert documents == [{"ProjectName": PROJECT, "Id": FAILED, "Tags": before}]
+
+
+def test_last_write_wins_across_an_id_and_a_selector_in_one_delivery(invoke, emu):
+    """[Id X: v=1, Selector matching X: v=<X's current value>]: the selector document comes last, so X must end
+    with it. The selector's listing was made before the first document changed X; its stale view must not make the
+    second document look `unchanged` (skipped)."""
+    project = "lww-project"
+    [batch_id] = emu.imm.create_batches(project, 1, state="Ready", tags={"v": "0", "sel": "yes"})
+    delivery = [
+        {"ProjectName": project, "Id": batch_id, "Tags": {"v": "1", "sel": "yes"}},
+        {"ProjectName": project, "Selector": {"TagSelector": "sel=yes"}, "Tags": {"v": "0", "sel": "yes"}},
+    ]
+    results = invoke.direct(delivery)["results"]
+    assert [r["status"] for r in results] == ["updated", "updated"], results
+    assert emu.imm.get_batch(project, batch_id)["Tags"] == {"v": "0", "sel": "yes"}, results
