@@ -64,7 +64,7 @@ def diff(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, dict[str
     out: dict[str, dict[str, Any]] = {}
     for name, wanted in changes.items():
         before = now.get(name)
-        if _normalise(before) != _normalise(wanted):
+        if _normalise(before, name) != _normalise(wanted, name):
             out[name] = {"from": before, "to": wanted}
     return out
 
@@ -72,18 +72,21 @@ def diff(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, dict[str
 def holds(current: dict[str, Any], changes: dict[str, Any]) -> bool:
     """Does the batch, exactly as IMM sent it, already hold every requested value? (Stricter than `diff`, which
     compares only what an update can set: a member IMM added, such as FastFailPolicy, means "send it".)"""
-    return all(_normalise(current.get(name)) == _normalise(value) for name, value in changes.items())
+    return all(_normalise(current.get(name), name) == _normalise(value, name) for name, value in changes.items())
 
 
-def _normalise(value: Any) -> Any:
-    """Compare what IMM returns with what was asked: drop empty/None members IMM may add or omit. A boolean is
-    never equal to a number (Python's `True == 1` is not JSON's: `{"flag": true}` is not `{"flag": 1}`)."""
+def _normalise(value: Any, field: str | None = None) -> Any:
+    """Compare what IMM returns with what was asked: drop empty/None members IMM may add or omit (in Input and
+    Actions; a tag's value is the sender's, and `{"a": ""}` is not `{}`). A boolean is never equal to a number
+    (Python's `True == 1` is not JSON's: `{"flag": true}` is not `{"flag": 1}`)."""
     if isinstance(value, bool):
         return (bool, value)
     if isinstance(value, dict):
+        if field == "Tags":
+            return {k: _normalise(v, field) for k, v in value.items()}
         return {k: _normalise(v) for k, v in value.items() if v is not None and v != [] and v != ""}
     if isinstance(value, list):
-        return [_normalise(v) for v in value]
+        return [_normalise(v, field) for v in value]
     return value
 
 

@@ -99,3 +99,15 @@ def test_last_write_wins_across_an_id_and_a_selector_in_one_delivery(invoke, emu
     results = invoke.direct(delivery)["results"]
     assert [r["status"] for r in results] == ["updated", "updated"], results
     assert emu.imm.get_batch(project, batch_id)["Tags"] == {"v": "0", "sel": "yes"}, results
+
+
+def test_an_empty_tag_value_is_a_value(invoke, emu):
+    """Tags are replaced wholesale: {"a": ""} is not {} (an empty string is a tag value IMM keeps), so neither may
+    be skipped as `unchanged` when the batch holds the other."""
+    invoke.direct({"ProjectName": PROJECT, "Id": READY, "Tags": {"a": ""}})
+    assert emu.imm.get_batch(PROJECT, READY)["Tags"] == {"a": ""}
+    result = invoke.direct({"ProjectName": PROJECT, "Id": READY, "Tags": {}})["results"][0]
+    assert result["status"] == "updated" and not result.get("unchanged"), result
+    assert emu.imm.get_batch(PROJECT, READY)["Tags"] == {}
+    result = invoke.direct({"ProjectName": PROJECT, "Id": READY, "Tags": {"a": ""}})["results"][0]
+    assert emu.imm.get_batch(PROJECT, READY)["Tags"] == {"a": ""}, result
