@@ -14,6 +14,7 @@ dropped silently. Bodies arrive already decoded (`strictjson`, once, by the sour
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -24,6 +25,7 @@ from imm_batch_updater.strictjson import Fault
 from imm_batch_updater.validation import validate
 
 CHANGE_FIELDS = ("Input", "Actions", "Tags")
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")  # the schema's ProjectName / Id pattern: anything else is not echoed
 DEFAULT_MAX_BATCHES = 100
 
 
@@ -155,4 +157,4 @@ def _ids(doc: Any, index: int | None) -> dict[str, Any]:
 
 def _str_field(doc: Any, name: str) -> str | None:
     value = doc.get(name) if isinstance(doc, dict) else None
-    return value if isinstance(value, str) and 0 < len(value) <= 128 and value.isprintable() else None
+    return value if isinstance(value, str) and len(value) <= 128 and _NAME.fullmatch(value) else None

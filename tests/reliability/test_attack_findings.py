@@ -111,3 +111,13 @@ def test_an_empty_tag_value_is_a_value(invoke, emu):
     assert emu.imm.get_batch(PROJECT, READY)["Tags"] == {}
     result = invoke.direct({"ProjectName": PROJECT, "Id": READY, "Tags": {"a": ""}})["results"][0]
     assert emu.imm.get_batch(PROJECT, READY)["Tags"] == {"a": ""}, result
+
+
+def test_an_invalid_document_does_not_echo_a_name_field_that_is_not_a_name(invoke):
+    """Values are never echoed: an Id/ProjectName that fails the schema's name pattern (here: a sentence holding a
+    password) is not repeated in the `invalid` result as its project/batch_id."""
+    doc = {"ProjectName": "token = hunter2 secret", "Id": "password: hunter2", "Tags": {"k": "v"}}
+    status, answer, _ = invoke.post(doc)
+    [result] = answer["results"]
+    assert status == 400 and result["status"] == "invalid"
+    assert "hunter2" not in json.dumps(answer), result
