@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import time
-
-from tests.conftest import PROJECT, READY, http_event, fc_context, signed_headers
 
 import handler
+from tests.conftest import PROJECT, READY, fc_context, http_event, signed_headers
 
 
 def test_webhook_timestamp_too_large_for_a_float_is_401(invoke):
@@ -55,7 +53,9 @@ def test_getbatch_state_that_is_not_a_string_is_failed_not_rejected(invoke, emu)
 def test_listbatches_state_that_is_not_a_string_is_failed_not_rejected(invoke, emu):
     body = json.dumps({"RequestId": "r-1", "Batches": [{"Id": READY, "State": {"x": 1}}]}).encode()
     emu.faults.inject("ListBatches", "answer", count=None, status=200, body=body)
-    [result] = _one(invoke, {"ProjectName": PROJECT, "Selector": {"State": "Ready"}, "Tags": {"k": "v"}, "DryRun": True})
+    [result] = _one(
+        invoke, {"ProjectName": PROJECT, "Selector": {"State": "Ready"}, "Tags": {"k": "v"}, "DryRun": True}
+    )
     assert (result["status"], result["http"]) == ("failed", 502), result
     assert result["error"]["code"] == "InvalidResponse"
 
