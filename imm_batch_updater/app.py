@@ -248,7 +248,7 @@ def decode_event(event: Any) -> Decoded | NotJsonEvent:
     if isinstance(event, (dict, list)):
         try:  # ensure_ascii: a lone surrogate becomes an escape the strict decoder then finds
             event = json.dumps(event, ensure_ascii=True)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RecursionError):  # RecursionError: nested too deeply to encode
             return NotJsonEvent(b"", NotJson("NotJson", "the event is not JSON data"))
     if isinstance(event, str):
         raw = event.encode("utf-8", "surrogatepass")

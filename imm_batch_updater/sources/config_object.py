@@ -46,5 +46,5 @@ def resolve_source(message: Message, ctx: Context) -> Message:
     except ReadFailure as failure:
         path = "/Source" if failure.status is Status.INVALID else ""
         return fail(failure.status, failure.code, "the Source object: " + failure.message, path)
-    body = decode_body(data, source, limit, base64_allowed=False)
+    body = decode_body(data, "the Source object", limit, base64_allowed=False)  # not its URL: never echoed
     return Message.of(message.source, message.message_id, body)

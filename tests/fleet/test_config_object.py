@@ -109,3 +109,13 @@ def test_the_documents_in_a_config_object_may_not_name_another(invoke, emu):
     [result] = invoke.direct(SOURCE)["results"]
     assert result["status"] == "invalid" and "/Source" in [d["path"] for d in result["error"]["details"]]
     assert len(emu.calls(service="oss")) == 1
+
+
+def test_a_config_object_that_is_not_json_is_invalid_without_echoing_its_url(invoke, emu):
+    key = "schedules/" + "k" * 900 + ".json"
+    emu.oss.create_bucket(BUCKET)
+    emu.oss.put_object(BUCKET, key, b"not json")
+    [result] = invoke.direct({"Source": f"oss://{BUCKET}/{key}"})["results"]
+    assert result["status"] == "invalid" and result["error"]["code"] == "NotJson"
+    assert "the Source object" in result["error"]["message"] and "k" * 50 not in json.dumps(result)
+    assert emu.calls(service="imm") == []

@@ -121,3 +121,14 @@ def test_an_invalid_document_does_not_echo_a_name_field_that_is_not_a_name(invok
     [result] = answer["results"]
     assert status == 400 and result["status"] == "invalid"
     assert "hunter2" not in json.dumps(answer), result
+
+
+def test_a_dict_event_nested_too_deeply_to_encode_is_refused_not_raised():
+    """Local runs may pass a dict (FC passes bytes): one nested beyond the encoder's recursion is refused."""
+    event: dict = {}
+    inner = event
+    for _ in range(5000):
+        inner["a"] = {}
+        inner = inner["a"]
+    result = handler.handler(event, fc_context(None))
+    assert [r["status"] for r in result["results"]] == ["invalid"]
