@@ -131,6 +131,9 @@ class HttpSource:
         route = path.rstrip("/").rsplit("/", 1)[-1] if path.rstrip("/") else ""
         shown = method if _METHOD.fullmatch(method) else "this method"  # never echo the request unbounded
         if route in ("schema", "healthz"):
+            if event.faults:  # unauthenticated routes: an event that can never be read strictly is 400, as for POST
+                failure = envelope_failure(event.faults, "the HTTP event")
+                return Delivery(answer=_error(400, Status.INVALID, failure.code, failure.message))
             if method not in ("GET", "HEAD"):
                 return Delivery(
                     answer=_error(

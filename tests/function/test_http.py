@@ -126,6 +126,22 @@ def test_get_schema_and_healthz_need_no_signature(invoke):
     assert invoke.post(method="GET", path="/healthz", body=b"", sign=False)[:2] == (200, {"status": "ok"})
 
 
+@pytest.mark.parametrize("path", ["/healthz", "/schema"])
+@pytest.mark.parametrize(
+    ("key", "poison"),
+    [("headers", '{"x-a":"1","x-a":"2"}'), ("queryParameters", '{"q":"\\ud800"}'), ("queryParameters", '{"n":1e400}')],
+)
+def test_get_routes_answer_400_for_an_event_that_is_not_strict_json(invoke, path, key, poison):
+    """Strict input on every route: the unauthenticated GET routes answer such an event 400, not 200."""
+    clean = http_event("GET", path, b"").decode()
+    assert handler.handler(clean.encode(), fc_context(invoke.sts))["statusCode"] == 200
+    event = clean.replace(f'"{key}": {{}}', f'"{key}": {poison}', 1)
+    assert event != clean
+    response = handler.handler(event.encode(), fc_context(invoke.sts))
+    assert response["statusCode"] == 400
+    assert json.loads(response["body"])["results"][0]["status"] == "invalid"
+
+
 def test_other_methods_are_405(invoke):
     for method, path in (("GET", "/"), ("PUT", "/"), ("DELETE", "/"), ("POST", "/schema"), ("PATCH", "/healthz")):
         status, body, headers = invoke.post(method=method, path=path, body=b"", sign=False)
