@@ -20,7 +20,7 @@ from typing import Any, NamedTuple, Protocol, TypeVar
 
 from imm_batch_updater import logs, retry
 from imm_batch_updater.context import Context
-from imm_batch_updater.outcome import Outcome
+from imm_batch_updater.outcome import Outcome, Status
 from imm_batch_updater.retry import CallError, RetryPolicy
 
 NOTIFICATION_TYPE_ONE = "imm_batch_updater.outcome"  # one outcome (MNS topic: one message per outcome)
@@ -86,9 +86,14 @@ class SinkConfigError(Exception):
 
 
 # -- the outcome filter ------------------------------------------------------------------------------------------
+def is_failure(outcome: Outcome) -> bool:
+    """Not a success: `queued` is a success handed on to the work queue (logged at INFO), not a failure."""
+    return not outcome.ok and outcome.status is not Status.QUEUED
+
+
 def is_dead_letter(outcome: Outcome) -> bool:
     """A final failure: never retried by the platform, so it must reach the operators."""
-    return outcome.final and not outcome.ok
+    return outcome.final and is_failure(outcome)
 
 
 def select(outcomes: list[Outcome], mode: str) -> list[Outcome]:
@@ -96,7 +101,7 @@ def select(outcomes: list[Outcome], mode: str) -> list[Outcome]:
     if mode == "dead_letters":
         return [o for o in outcomes if is_dead_letter(o)]
     if mode == "failures":
-        return [o for o in outcomes if not o.ok]
+        return [o for o in outcomes if is_failure(o)]
     return list(outcomes)
 
 

@@ -1,0 +1,48 @@
+"""Findings of the second adversarial review (delivery, sinks, fan-out, retries): each test failed on the code as
+it was reviewed."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from devtools.pump import Key, Pump
+from imm_batch_updater.outcome import Outcome, Status
+from imm_batch_updater.sinks.base import Invocation, is_dead_letter, result_of, select
+from tests.conftest import PROJECT, READY, new_secret
+
+FLEET = "fleet-project"
+QUEUE = "imm-batch-updater-work"
+ACTIONS = [{"Name": "video/convert", "Parameters": ["fps=24"]}]
+
+
+@pytest.fixture
+def work_queue(emu, fn_env):
+    emu.mns.create_queue(QUEUE)
+    fn_env.setenv("WORK_QUEUE", QUEUE)
+    fn_env.setenv("WORK_QUEUE_ENDPOINT", emu.url)
+    fn_env.setenv("FANOUT_BATCHES", "20")
+    return QUEUE
+
+
+def selector_doc(**fields):
+    return {"ProjectName": FLEET, "Selector": {"TagSelector": "tier=gold"}, "Actions": ACTIONS, **fields}
+
+
+def _pump(emu, sts):
+    import handler
+
+    return Pump(emu.url, QUEUE, Key(sts.access_key_id, sts.access_key_secret, sts.security_token), handler.handler)
+
+
+# -- 1. `queued` is a success handed on, not a dead letter ----------------------------------------------------------
+def test_queued_is_not_a_dead_letter_nor_a_failure():
+    """RESULT_SINK_FILTER=dead_letters is "final failures only"; a fanned-out batch's `queued` is not a failure
+    (it logs at INFO). A 5,000-batch fan-out must not page the operators with 5,000 dead letters."""
+    queued = Outcome(Status.QUEUED, "p", "b", queue="q")
+    assert not is_dead_letter(queued)
+    assert select([queued], "dead_letters") == []
+    assert select([queued], "failures") == []
+    assert result_of(queued, Invocation("r", "f", "direct"))["dead_letter"] is False
