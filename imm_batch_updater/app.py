@@ -171,7 +171,12 @@ class App:
         if not ctx.settings.sinks:
             return
         invocation = Invocation(ctx.request_id, ctx.function_name, source)
-        for sink in configured_sinks(ctx):
+        try:
+            sinks = configured_sinks(ctx)
+        except Exception as exc:  # never raised out of the report: the outcomes are already logged
+            logs.error("sink failed", request_id=ctx.request_id, sink="configuration", error_type=type(exc).__name__)
+            return
+        for sink in sinks:
             try:
                 sink.emit(outcomes, invocation, duration_ms)
             except Exception as exc:

@@ -75,4 +75,13 @@ def configured_sinks(ctx: Context) -> list[Sink]:
                 sink=exc.sink,
                 reason=exc.reason,
             )
+        except Exception as exc:  # a value its parser cannot read (a URL urlsplit refuses, ...): that sink only
+            # Never raised out of the report: the outcomes are final and already logged, and an exception here
+            # would make the platform retry (and re-notify) every delivery, or lose an HTTP answer.
+            logs.error(
+                "sink not configured",
+                request_id=ctx.request_id,
+                sink=config.name,
+                reason=f"its settings cannot be used ({type(exc).__name__})",
+            )
     return sinks

@@ -46,3 +46,16 @@ def test_queued_is_not_a_dead_letter_nor_a_failure():
     assert select([queued], "dead_letters") == []
     assert select([queued], "failures") == []
     assert result_of(queued, Invocation("r", "f", "direct"))["dead_letter"] is False
+
+
+# -- 2. a sink whose configuration cannot even be parsed must not make the handler raise -----------------------------
+def test_a_malformed_result_webhook_url_never_makes_the_handler_raise(invoke, fn_env, emu):
+    """RESULT_WEBHOOK_URL that urlsplit refuses (`http://[::1/hook`): the handler raised ValueError after applying
+    the update: an event trigger's final outcome became a platform retry (a loop, every invocation), and an HTTP
+    request got FC's error instead of its answer."""
+    fn_env.setenv("RESULT_WEBHOOK_URL", "http://[::1/hook")
+    fn_env.setenv("RESULT_WEBHOOK_SECRET", new_secret())
+    result = invoke.direct({"ProjectName": PROJECT, "Id": READY, "Tags": {"k": "v"}})
+    assert [r["status"] for r in result["results"]] == ["updated"]
+    status, body, _ = invoke.post({"ProjectName": PROJECT, "Id": READY, "Tags": {"k": "w"}})
+    assert status == 200 and body["results"][0]["status"] == "updated"
