@@ -51,8 +51,11 @@ def requests_of(messages: list[tuple[str, list[int]]]) -> list[list[tuple[str, l
     return groups
 
 
-def pack(documents: list[dict[str, Any]]) -> tuple[list[tuple[str, list[int]]], list[int]]:
-    """(messages as (JSON body, positions of its documents), positions of documents too large for any message)."""
+def pack(
+    documents: list[dict[str, Any]], per_message: int = DOCUMENTS_PER_MESSAGE, max_body: int = MAX_BODY_BYTES
+) -> tuple[list[tuple[str, list[int]]], list[int]]:
+    """(messages as (JSON body, positions of its documents), positions of documents too large for any message):
+    at most `per_message` documents and `max_body` bytes of JSON per message."""
     messages: list[tuple[str, list[int]]] = []
     too_large: list[int] = []
     current: list[int] = []
@@ -61,10 +64,10 @@ def pack(documents: list[dict[str, Any]]) -> tuple[list[tuple[str, list[int]]], 
     for position, document in enumerate(documents):
         text = json.dumps(document, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
         length = len(text.encode("utf-8")) + 1
-        if length + 2 > MAX_BODY_BYTES:
+        if length + 2 > max_body:
             too_large.append(position)
             continue
-        if current and (len(current) == DOCUMENTS_PER_MESSAGE or size + length > MAX_BODY_BYTES):
+        if current and (len(current) >= per_message or size + length > max_body):
             messages.append(("[" + ",".join(parts) + "]", current))
             current, parts, size = [], [], 2
         current.append(position)
@@ -97,10 +100,15 @@ def send(requests: list[UpdateRequest], ctx: Context) -> list[Outcome]:
     settings = ctx.settings
     queue_name = settings.work_queue
     assert queue_name is not None
-    messages, too_large = pack([r.document() for r in requests])
+    # The queue triggers this same function: a message must be one it accepts (MAX_DOCUMENTS documents, and
+    # MAX_BODY_BYTES as delivered, which is base64 unless the trigger decodes it), or its batches, reported
+    # `queued` here, would end `invalid` there and never be applied.
+    per_message = min(DOCUMENTS_PER_MESSAGE, settings.max_documents)
+    max_body = min(MAX_BODY_BYTES, 3 * (settings.max_body_bytes // 4))
+    messages, too_large = pack([r.document() for r in requests], per_message, max_body)
     results: list[Outcome | None] = [None] * len(requests)
     for position in too_large:
-        error = ErrorInfo("WorkItemTooLarge", f"the document does not fit in one MNS message ({MAX_BODY_BYTES} bytes)")
+        error = ErrorInfo("WorkItemTooLarge", f"the document does not fit in one work message ({max_body} bytes)")
         results[position] = _outcome(requests[position], Status.REJECTED, error=error)
     try:
         url = endpoint(

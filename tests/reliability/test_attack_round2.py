@@ -59,3 +59,37 @@ def test_a_malformed_result_webhook_url_never_makes_the_handler_raise(invoke, fn
     assert [r["status"] for r in result["results"]] == ["updated"]
     status, body, _ = invoke.post({"ProjectName": PROJECT, "Id": READY, "Tags": {"k": "w"}})
     assert status == 200 and body["results"][0]["status"] == "updated"
+
+
+# -- 3. work messages must fit what the queue trigger (the same function) accepts ------------------------------------
+def test_work_messages_respect_max_documents(invoke, emu, work_queue, fn_env, sts):
+    """With MAX_DOCUMENTS=10 the fan-out still packed 50 documents per message; the queue trigger (this function,
+    same settings) answered each message `invalid` TooManyDocuments (final): 30 batches reported `queued` were
+    never updated."""
+    fn_env.setenv("MAX_DOCUMENTS", "10")
+    ids = emu.imm.create_batches(FLEET, 30, state="Ready", tags={"tier": "gold"})
+    result = invoke.direct(selector_doc(MaxBatches=100))
+    assert {r["status"] for r in result["results"]} == {"queued"}
+    sent = [json.loads(base64.b64decode(m["body"])) for m in emu.mns.queue_messages(QUEUE)]
+    assert max(len(b) for b in sent) <= 10
+    pump = _pump(emu, sts)
+    pump.drain()
+    assert pump.failed_deliveries == 0
+    for batch_id in ids:
+        assert emu.imm.get_batch(FLEET, batch_id)["Actions"] == ACTIONS, batch_id
+
+
+def test_work_messages_respect_max_body_bytes(invoke, emu, work_queue, fn_env, sts):
+    """With MAX_BODY_BYTES=16384 a work message may be up to 47,000 bytes of JSON (~63 KB as the queue delivers
+    it, base64): the queue trigger refused it `invalid` TooLarge (final), and its batches were never updated."""
+    fn_env.setenv("MAX_BODY_BYTES", "16384")
+    ids = emu.imm.create_batches(FLEET, 30, state="Ready", tags={"tier": "gold"})
+    params = ["p=" + "x" * 1500]
+    actions = [{"Name": "video/convert", "Parameters": params}]
+    result = invoke.direct(selector_doc(Actions=actions))
+    assert {r["status"] for r in result["results"]} == {"queued"}
+    pump = _pump(emu, sts)
+    pump.drain()
+    assert pump.failed_deliveries == 0
+    for batch_id in ids:
+        assert emu.imm.get_batch(FLEET, batch_id)["Actions"] == actions, batch_id
