@@ -341,17 +341,24 @@ class ImmClient:
             runtime = _runtime_options(
                 *attempt_timeouts(int(left_s * 1000), self.connect_timeout_ms, self.read_timeout_ms)
             )
+            used = self.credentials  # the keys this attempt signs with (client_for reads them)
             try:
                 return getattr(client_for(self), method)(request, runtime)
             except Exception as exc:
                 error = classify(exc)
             if error.kind is Kind.TOKEN_EXPIRED and self.refresh_credentials is not None:
                 with _refresh_lock:
+                    # Fetched once per invocation; a call of another thread refused with the same old keys
+                    # retries with the ones already fetched (it never signed with them).
                     first = not self._refreshed
                     self._refreshed = True
                     if first:
-                        self.credentials = self.refresh_credentials()
-                if first:  # new keys: try again at once (a retriable error the retry loop does not wait for)
+                        try:
+                            self.credentials = self.refresh_credentials()
+                        except Exception:  # none to be had now (CredentialsUnavailable): `failed`, redelivered
+                            first = False
+                    newer = self.credentials is not used and self.credentials.cache_key != used.cache_key
+                if first or newer:  # new keys: try again at once (a retriable error the retry loop does not wait for)
                     error.retriable = True
                     error.extra["immediate"] = True
             raise error

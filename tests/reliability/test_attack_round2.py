@@ -93,3 +93,53 @@ def test_work_messages_respect_max_body_bytes(invoke, emu, work_queue, fn_env, s
     assert pump.failed_deliveries == 0
     for batch_id in ids:
         assert emu.imm.get_batch(FLEET, batch_id)["Actions"] == actions, batch_id
+
+
+# -- 4. an expired STS token: every call refused with the old keys is retried with the new ones -----------------------
+def test_expired_token_concurrent_documents_all_retry_with_the_refreshed_keys(invoke, emu, fn_env, monkeypatch):
+    """Several documents of one delivery run in parallel; IMM answers each InvalidSecurityToken.Expired. Only the
+    thread that fetched the credentials again retried; the others, refused with the same old keys, gave up at
+    once (`failed`, no retry), although fresh keys were already there (contract: fetch again and retry once)."""
+    import imm_batch_updater.credentials as creds
+    from tests.conftest import StsKey, fc_context
+
+    stale, fresh = StsKey(), StsKey()
+    for k in (stale, fresh):
+        emu.keyring.add(k.access_key_id, k.access_key_secret, k.security_token)
+    emu.keyring.expire(stale.access_key_id)
+    ids = emu.imm.create_batches(FLEET, 6, state="Ready", tags={"tier": "gold"})
+    calls = []
+
+    def resolve(context):
+        calls.append(1)
+        key = stale if len(calls) == 1 else fresh
+        return creds.Credentials(key.access_key_id, key.access_key_secret, key.security_token)
+
+    monkeypatch.setattr(creds, "resolve", resolve)
+    emu.faults.inject("GetBatch", "latency", count=6, seconds=0.3)  # all six in flight with the old keys at once
+    docs = [{"ProjectName": FLEET, "Id": i, "Tags": {"k": "v"}} for i in ids]
+    result = invoke.direct(docs, context=fc_context(stale))
+    assert [r["status"] for r in result["results"]] == ["updated"] * 6, result
+
+
+def test_expired_token_and_no_credentials_to_fetch_is_failed_not_a_final_internal_error(invoke, emu, monkeypatch):
+    """Fetching the credentials again raised CredentialsUnavailable out of the IMM call: the document ended
+    `rejected` InternalError (final, never retried) instead of `failed` (the platform redelivers)."""
+    import imm_batch_updater.credentials as creds
+    from imm_batch_updater.app import DeliveryIncomplete
+    from tests.conftest import StsKey, fc_context
+
+    stale = StsKey()
+    emu.keyring.add(stale.access_key_id, stale.access_key_secret, stale.security_token)
+    emu.keyring.expire(stale.access_key_id)
+    calls = []
+
+    def resolve(context):
+        calls.append(1)
+        if len(calls) > 1:
+            raise creds.CredentialsUnavailable("no credentials")
+        return creds.Credentials(stale.access_key_id, stale.access_key_secret, stale.security_token)
+
+    monkeypatch.setattr(creds, "resolve", resolve)
+    with pytest.raises(DeliveryIncomplete):
+        invoke.direct({"ProjectName": PROJECT, "Id": READY, "Tags": {"k": "v"}}, context=fc_context(stale))
