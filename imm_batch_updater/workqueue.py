@@ -129,25 +129,36 @@ def send(requests: list[UpdateRequest], ctx: Context) -> list[Outcome]:
     policy = RetryPolicy(settings.max_attempts, settings.backoff_base_ms, settings.backoff_max_ms)
     failure: ErrorInfo | None = None
     for group in requests_of(messages):
+        accepted: set[int] = set()  # the group's messages MNS took (all of them unless the send failed)
         if failure is None:
-            failure = _send_group(queue, [MnsMessage(body) for body, _ in group], policy, ctx)
-        for _, positions in group:
+            failure = _send_group(queue, [MnsMessage(body) for body, _ in group], policy, ctx, accepted)
+        for n, (_, positions) in enumerate(group):
             for position in positions:
-                if failure is None:
+                if failure is None or n in accepted:
                     results[position] = _outcome(requests[position], Status.QUEUED, queue=queue_name)
                 else:  # not sent (this group failed, or an earlier one did): the platform retries the delivery
                     results[position] = _outcome(requests[position], Status.FAILED, error=failure)
     return [r for r in results if r is not None]
 
 
-def _send_group(queue: Any, group: list[Any], policy: RetryPolicy, ctx: Context) -> ErrorInfo | None:
-    """None when the messages were sent, else why not (after the retries the deadline allows)."""
+def _send_group(
+    queue: Any, group: list[Any], policy: RetryPolicy, ctx: Context, accepted: set[int]
+) -> ErrorInfo | None:
+    """None when the messages were sent, else why not (after the retries the deadline allows). A BatchSendMessage
+    can fail in part (MNS lists, per message, its MessageId or its ErrorCode): the positions in `group` of the
+    messages MNS took are added to `accepted`, and a retry sends only the others (never a message twice)."""
 
     def attempt(left_s: float) -> Any:
+        pending = [n for n in range(len(group)) if n not in accepted]
         mns_client.set_timeout(queue.mns_client, left_s)
         try:
-            return queue.batch_send_message(group)
+            return queue.batch_send_message([group[n] for n in pending])
         except Exception as exc:
+            entries = getattr(exc, "sub_errors", None)
+            if isinstance(entries, list) and len(entries) == len(pending):
+                for n, entry in zip(pending, entries, strict=True):
+                    if isinstance(entry, dict) and entry.get("MessageId") and not entry.get("ErrorCode"):
+                        accepted.add(n)
             code, message, retriable = mns_client.classify(exc, "the work documents")
             raise CallError(code, message, retriable=retriable) from None
 

@@ -143,3 +143,38 @@ def test_expired_token_and_no_credentials_to_fetch_is_failed_not_a_final_interna
     monkeypatch.setattr(creds, "resolve", resolve)
     with pytest.raises(DeliveryIncomplete):
         invoke.direct({"ProjectName": PROJECT, "Id": READY, "Tags": {"k": "v"}}, context=fc_context(stale))
+
+
+# -- 5. a partially failed BatchSendMessage ---------------------------------------------------------------------------
+PARTIAL = (
+    b'<?xml version="1.0" encoding="UTF-8"?><Messages xmlns="http://mns.aliyuncs.com/doc/v1/">'
+    b"<Message><MessageId>5F7D3C1A2B</MessageId><MessageBodyMD5>D41D8CD98F00B204E9800998ECF8427E</MessageBodyMD5>"
+    b"</Message><Message><ErrorCode>InternalError</ErrorCode><ErrorMessage>retry later</ErrorMessage></Message>"
+    b"</Messages>"
+)
+
+
+def test_a_partially_failed_batch_send_reports_the_accepted_messages_queued(invoke, emu, work_queue):
+    """MNS accepted the first message of a BatchSendMessage (50 batches) and refused the second (10 batches).
+    Every one of the 60 was reported `failed`, and each retry sent the accepted message again (a duplicate of 50
+    work documents per attempt). The accepted batches are `queued`, only the refused ones `failed`, and a retry
+    sends only what MNS refused."""
+    ids = emu.imm.create_batches(FLEET, 60, state="Ready", tags={"tier": "gold"})
+    emu.faults.inject(
+        "BatchSendMessage",
+        "answer",
+        count=None,
+        service="mns",
+        status=500,
+        body=PARTIAL,
+        content_type="text/xml",
+        extra_headers={"x-mns-request-id": "5F7D3C1A2B00"},
+    )
+    status, body, _ = invoke.post(selector_doc())
+    statuses = [r["status"] for r in body["results"]]
+    assert [r["batch_id"] for r in body["results"]] == ids
+    assert statuses == ["queued"] * 50 + ["failed"] * 10, statuses
+    assert status == 207
+    sent = [c for c in emu.calls(action="BatchSendMessage")]
+    assert len(sent) >= 2
+    assert all(c.body.count(b"<Message>") == 1 for c in sent[1:])  # retries carry only the refused message
