@@ -123,6 +123,10 @@ def send(requests: list[UpdateRequest], ctx: Context) -> list[Outcome]:
     except (EndpointUnknown, CredentialsUnavailable) as exc:
         failed = ErrorInfo("ConfigurationError", f"cannot send to WORK_QUEUE: {exc}")
         return [r or _outcome(requests[i], Status.FAILED, error=failed) for i, r in enumerate(results)]
+    except Exception as exc:  # the SDK refused WORK_QUEUE_ENDPOINT / WORK_QUEUE (InvalidURL, ...): this selection only
+        reason = f"cannot send to WORK_QUEUE: the MNS SDK refused its endpoint or name ({type(exc).__name__})"
+        failed = ErrorInfo("ConfigurationError", reason)
+        return [r or _outcome(requests[i], Status.FAILED, error=failed) for i, r in enumerate(results)]
 
     from mns.queue import Message as MnsMessage
 

@@ -178,3 +178,22 @@ def test_a_partially_failed_batch_send_reports_the_accepted_messages_queued(invo
     sent = [c for c in emu.calls(action="BatchSendMessage")]
     assert len(sent) >= 2
     assert all(c.body.count(b"<Message>") == 1 for c in sent[1:])  # retries carry only the refused message
+
+
+# -- 6. a WORK_QUEUE_ENDPOINT the MNS SDK cannot use ------------------------------------------------------------------
+def test_a_malformed_work_queue_endpoint_fails_the_selection_only(invoke, emu, work_queue, fn_env):
+    """WORK_QUEUE_ENDPOINT=`host:abc` (a typo): the MNS SDK raised InvalidURL out of the fan-out, and the whole
+    delivery became ONE `rejected` InternalError result (final, never retried): the other document of the
+    delivery was never applied and had no result of its own; the 30 batches had none either."""
+    from imm_batch_updater.app import DeliveryIncomplete
+
+    fn_env.setenv("WORK_QUEUE_ENDPOINT", "mns.example.com:abc")
+    emu.imm.create_batches(FLEET, 30, state="Ready", tags={"tier": "gold"})
+    docs = [selector_doc(), {"ProjectName": PROJECT, "Id": READY, "Tags": {"k": "v"}}]
+    with pytest.raises(DeliveryIncomplete):  # the selection could not be queued: the platform retries
+        invoke.direct(docs)
+    assert emu.imm.get_batch(PROJECT, READY)["Tags"] == {"k": "v"}
+    status, body, _ = invoke.post(docs)
+    results = body["results"]
+    assert len(results) == 31 and status == 207
+    assert {r["status"] for r in results[:30]} == {"failed"} and results[30]["status"] == "updated"
