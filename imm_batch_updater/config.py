@@ -204,6 +204,8 @@ class Settings:
         protocol = env_choice(env.get("IMM_PROTOCOL"), "IMM_PROTOCOL", ("https", "http"), "https", warnings)
         # Fail closed: an unknown mode must never open the endpoint.
         http_auth = env_choice(env.get("HTTP_AUTH"), "HTTP_AUTH", ("webhook", "none"), "webhook", warnings)
+        # "public" (the default) or "vpc": a typo such as "vcp" warns instead of silently using public endpoints.
+        network = env_choice(env.get("IMM_NETWORK"), "IMM_NETWORK", ("public", "vpc"), "public", warnings)
         from imm_batch_updater import sinks as optional_sinks  # each sink parses its own variables
 
         sinks = optional_sinks.configure(env, warnings)
@@ -211,7 +213,7 @@ class Settings:
             imm_endpoint=text(env, "IMM_ENDPOINT"),
             imm_protocol=protocol,
             imm_region=text(env, "IMM_REGION"),
-            imm_network=(text(env, "IMM_NETWORK") or "").lower() or None,
+            imm_network="vpc" if network == "vpc" else None,
             imm_project=project_name(text(env, "IMM_PROJECT"), warnings),
             imm_precheck=env_bool(env.get("IMM_PRECHECK"), "IMM_PRECHECK", True, warnings),
             max_attempts=integer("IMM_MAX_ATTEMPTS", 4, 1, 20),

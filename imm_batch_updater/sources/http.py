@@ -130,10 +130,11 @@ class HttpSource:
         path = _text(http.get("path")) or _text(value.get("rawPath")) or "/"
         route = path.rstrip("/").rsplit("/", 1)[-1] if path.rstrip("/") else ""
         shown = method if _METHOD.fullmatch(method) else "this method"  # never echo the request unbounded
+        if event.faults and method != "POST":  # (a POST is authenticated first: `_post` answers 401 or 400)
+            # Strict input on every route: an event that can never be read strictly is 400, before routing.
+            failure = envelope_failure(event.faults, "the HTTP event")
+            return Delivery(answer=_error(400, Status.INVALID, failure.code, failure.message))
         if route in ("schema", "healthz"):
-            if event.faults:  # unauthenticated routes: an event that can never be read strictly is 400, as for POST
-                failure = envelope_failure(event.faults, "the HTTP event")
-                return Delivery(answer=_error(400, Status.INVALID, failure.code, failure.message))
             if method not in ("GET", "HEAD"):
                 return Delivery(
                     answer=_error(

@@ -41,6 +41,15 @@ def test_defaults():
     s = Settings.from_env({})
     assert (s.imm_protocol, s.imm_precheck, s.http_auth, s.max_attempts) == ("https", True, "webhook", 4)
     assert s.webhook_secrets == () and s.max_documents == 100 and s.max_body_bytes == 1024 * 1024
+    # Fleet updates (pinned): no pacing unless IMM_MAX_QPS is set; selections over 100 batches fan out.
+    assert s.imm_max_qps == 0 and s.fanout_batches == 100 and s.work_queue is None and s.imm_network is None
+
+
+def test_imm_network_is_public_or_vpc_and_a_typo_warns():
+    assert Settings.from_env({"IMM_NETWORK": "VPC"}).imm_network == "vpc"
+    assert Settings.from_env({"IMM_NETWORK": "public"}).imm_network is None
+    s = Settings.from_env({"IMM_NETWORK": "vcp"})
+    assert s.imm_network is None and s.warnings == ("IMM_NETWORK must be one of public, vpc; using public",)
 
 
 def test_malformed_values_fall_back_with_a_warning():

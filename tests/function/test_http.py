@@ -126,15 +126,18 @@ def test_get_schema_and_healthz_need_no_signature(invoke):
     assert invoke.post(method="GET", path="/healthz", body=b"", sign=False)[:2] == (200, {"status": "ok"})
 
 
-@pytest.mark.parametrize("path", ["/healthz", "/schema"])
+@pytest.mark.parametrize(("method", "path"), [("GET", "/healthz"), ("GET", "/schema"), ("GET", "/"), ("PUT", "/")])
 @pytest.mark.parametrize(
     ("key", "poison"),
     [("headers", '{"x-a":"1","x-a":"2"}'), ("queryParameters", '{"q":"\\ud800"}'), ("queryParameters", '{"n":1e400}')],
 )
-def test_get_routes_answer_400_for_an_event_that_is_not_strict_json(invoke, path, key, poison):
-    """Strict input on every route: the unauthenticated GET routes answer such an event 400, not 200."""
-    clean = http_event("GET", path, b"").decode()
-    assert handler.handler(clean.encode(), fc_context(invoke.sts))["statusCode"] == 200
+def test_every_route_answers_400_for_an_event_that_is_not_strict_json(invoke, method, path, key, poison):
+    """Strict input on every route: a GET route or a method that is not allowed answers such an event 400 (not
+    200 or 405); a POST is authenticated first (401, see test_webhook_hardening)."""
+    clean = http_event(method, path, b"").decode()
+    assert handler.handler(clean.encode(), fc_context(invoke.sts))["statusCode"] == (
+        200 if method == "GET" and path != "/" else 405
+    )
     event = clean.replace(f'"{key}": {{}}', f'"{key}": {poison}', 1)
     assert event != clean
     response = handler.handler(event.encode(), fc_context(invoke.sts))
