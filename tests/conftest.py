@@ -293,3 +293,15 @@ class Invoker:
 @pytest.fixture
 def invoke(fn_env, app, sts, webhook_secret) -> Invoker:
     return Invoker(app, sts, webhook_secret)
+
+
+@pytest.fixture
+def work_queue(emu, fn_env):
+    """WORK_QUEUE: a queue in the emulator's MNS; selections of more than 20 batches fan out to it."""
+    from tests.fleet.selections import QUEUE
+
+    emu.mns.create_queue(QUEUE)
+    fn_env.setenv("WORK_QUEUE", QUEUE)
+    fn_env.setenv("WORK_QUEUE_ENDPOINT", emu.url)
+    fn_env.setenv("FANOUT_BATCHES", "20")
+    return QUEUE

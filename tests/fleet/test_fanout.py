@@ -12,23 +12,7 @@ import pytest
 from devtools.pump import Key, Pump
 from imm_batch_updater.app import DeliveryIncomplete
 from tests.conftest import fc_context
-
-FLEET = "fleet-project"
-QUEUE = "imm-batch-updater-work"
-ACTIONS = [{"Name": "video/convert", "Parameters": ["fps=24"]}]
-
-
-@pytest.fixture
-def work_queue(emu, fn_env):
-    emu.mns.create_queue(QUEUE)
-    fn_env.setenv("WORK_QUEUE", QUEUE)
-    fn_env.setenv("WORK_QUEUE_ENDPOINT", emu.url)
-    fn_env.setenv("FANOUT_BATCHES", "20")
-    return QUEUE
-
-
-def selector_doc(**fields):
-    return {"ProjectName": FLEET, "Selector": {"TagSelector": "tier=gold"}, "Actions": ACTIONS, **fields}
+from tests.fleet.selections import ACTIONS, FLEET, QUEUE, selector_doc
 
 
 def bodies(emu):

@@ -12,23 +12,7 @@ from devtools.pump import Key, Pump
 from imm_batch_updater.outcome import Outcome, Status
 from imm_batch_updater.sinks.base import Invocation, is_dead_letter, result_of, select
 from tests.conftest import PROJECT, READY, new_secret
-
-FLEET = "fleet-project"
-QUEUE = "imm-batch-updater-work"
-ACTIONS = [{"Name": "video/convert", "Parameters": ["fps=24"]}]
-
-
-@pytest.fixture
-def work_queue(emu, fn_env):
-    emu.mns.create_queue(QUEUE)
-    fn_env.setenv("WORK_QUEUE", QUEUE)
-    fn_env.setenv("WORK_QUEUE_ENDPOINT", emu.url)
-    fn_env.setenv("FANOUT_BATCHES", "20")
-    return QUEUE
-
-
-def selector_doc(**fields):
-    return {"ProjectName": FLEET, "Selector": {"TagSelector": "tier=gold"}, "Actions": ACTIONS, **fields}
+from tests.fleet.selections import ACTIONS, FLEET, QUEUE, selector_doc
 
 
 def _pump(emu, sts):
