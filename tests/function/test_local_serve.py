@@ -22,6 +22,7 @@ from devtools.serve import make_http_handler, to_fc_event
 from devtools.sign import curl_command
 from imm_batch_updater.sources.http import HttpSource
 from tests.conftest import PROJECT, READY, new_secret, signed_headers
+from tests.tools import closed_port, run_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -72,19 +73,6 @@ def _clean_env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
-def _tool(module: str, *args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", module, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
-    )
-
-
-def _closed_port() -> int:
-    """A loopback port nothing listens on (bound once, then released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 KEYS = {"ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAI-not-a-real-key", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "not-a-real-secret"}
 
 
@@ -93,7 +81,7 @@ def test_a_taken_port_is_one_line_naming_it_and_the_option(option):
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
         other = "--emulator-port" if option == "--port" else "--port"
-        proc = _tool("devtools.serve", option, str(port), other, str(_closed_port()), env=_clean_env())
+        proc = run_tool("devtools.serve", option, str(port), other, str(closed_port()), env=_clean_env())
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     [line] = proc.stderr.strip().splitlines()
@@ -102,17 +90,17 @@ def test_a_taken_port_is_one_line_naming_it_and_the_option(option):
 
 
 def test_an_endpoint_without_keys_stops_instead_of_using_the_emulator():
-    proc = _tool("devtools.invoke", "examples/direct.json", env=_clean_env(IMM_ENDPOINT="127.0.0.1:1"))
+    proc = run_tool("devtools.invoke", "examples/direct.json", env=_clean_env(IMM_ENDPOINT="127.0.0.1:1"))
     assert proc.returncode == 2
     assert "IMM_ENDPOINT=127.0.0.1:1" in proc.stderr and "ALIBABA_CLOUD_ACCESS_KEY_ID" in proc.stderr
     assert "result:" not in proc.stdout and "emulator batches" not in proc.stdout  # nothing ran
 
 
 def test_an_unreachable_endpoint_is_a_clear_failure():
-    port = _closed_port()
+    port = closed_port()
     env = _clean_env(IMM_ENDPOINT=f"127.0.0.1:{port}", **KEYS)
     for module, args in (("devtools.invoke", ["examples/direct.json"]), ("devtools.serve", ["--port", "0"])):
-        proc = _tool(module, *args, env=env)
+        proc = run_tool(module, *args, env=env)
         assert proc.returncode == 1, (module, proc.returncode)
         assert f"cannot reach IMM at https://127.0.0.1:{port}" in proc.stderr, module
         assert "Traceback" not in proc.stderr and "result:" not in proc.stdout and "listening" not in proc.stdout
@@ -141,8 +129,8 @@ def test_readme_and_code_agree_on_what_selects_real_imm():
 
 
 def test_help_and_docs_name_only_example_files_that_exist():
-    texts = [_tool("devtools.sign", "--help", env=_clean_env()).stdout]
-    texts += [_tool("devtools.invoke", "--help", env=_clean_env()).stdout]
+    texts = [run_tool("devtools.sign", "--help", env=_clean_env()).stdout]
+    texts += [run_tool("devtools.invoke", "--help", env=_clean_env()).stdout]
     texts += [(ROOT / "README.md").read_text(), (ROOT / "examples" / "README.md").read_text()]
     named = {m for text in texts for m in re.findall(r"examples/[a-z0-9][\w.-]*\.json", text)}
     assert "examples/direct.json" in named
@@ -193,7 +181,7 @@ def test_serve_fans_out_to_a_local_work_queue_and_pumps_it_back(webhook_secret):
     from alibabacloud_tea_openapi.models import Config
     from darabonba.runtime import RuntimeOptions
 
-    port, emulator_port = _closed_port(), _closed_port()
+    port, emulator_port = closed_port(), closed_port()
     env = _clean_env(WORK_QUEUE="local-work", FANOUT_BATCHES="2", WEBHOOK_SECRET=webhook_secret)
     proc = subprocess.Popen(
         [sys.executable, "-m", "devtools.serve", "--port", str(port), "--emulator-port", str(emulator_port)],

@@ -9,9 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
-import sys
 import threading
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -23,6 +21,7 @@ from devtools.serve import make_http_handler
 from emulator import Emulator
 from emulator.__main__ import banner
 from tests.conftest import PROJECT, READY
+from tests.tools import closed_port, run_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 QUEUE = "imm-batch-updater-work"
@@ -33,18 +32,6 @@ def _clean_env(**extra: str) -> dict[str, str]:
     """A new user's shell: nothing that selects IMM, MNS, keys, sinks or the webhook secret."""
     drop = ("IMM_", "ALIBABA_CLOUD_", "OSS_", "RESULT_", "WEBHOOK_", "HTTP_AUTH", "WORK_QUEUE", "FANOUT_")
     return {**{k: v for k, v in os.environ.items() if not k.startswith(drop)}, **extra}
-
-
-def _tool(module: str, *args: str, env: dict[str, str], timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", module, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
-    )
-
-
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _no_traceback_one_line(proc: subprocess.CompletedProcess[str], prefix: str) -> str:
@@ -78,7 +65,7 @@ def test_a_standalone_pump_on_a_local_queue_applies_it_to_that_emulator_not_real
     with Emulator(seed="demo") as emu:
         emu.mns.create_queue(QUEUE)
         _send_work(emu, [{"ProjectName": PROJECT, "Id": READY, "Tags": {"via": "pump"}}])
-        proc = _tool("devtools.pump", "--once", "--queue", QUEUE, "--mns", emu.url, env=_emulator_keys(emu))
+        proc = run_tool("devtools.pump", "--once", "--queue", QUEUE, "--mns", emu.url, env=_emulator_keys(emu))
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert emu.imm.get_batch(PROJECT, READY)["Tags"] == {"via": "pump"}
         assert "aliyuncs.com" not in proc.stdout + proc.stderr
@@ -91,7 +78,7 @@ def test_pump_once_after_a_delivery_that_is_not_final_says_so_and_exits_1():
         emu.mns.create_queue(QUEUE)
         emu.faults.inject("UpdateBatch", "unavailable", count=100)
         _send_work(emu, [{"ProjectName": PROJECT, "Id": READY, "Tags": {"via": "pump"}}])
-        proc = _tool("devtools.pump", "--once", "--queue", QUEUE, "--mns", emu.url, env=_emulator_keys(emu))
+        proc = run_tool("devtools.pump", "--once", "--queue", QUEUE, "--mns", emu.url, env=_emulator_keys(emu))
         assert proc.returncode == 1, proc.stderr[-2000:]
         assert "1 delivery(ies) not final" in proc.stderr and "left on the queue" in proc.stderr
 
@@ -99,25 +86,25 @@ def test_pump_once_after_a_delivery_that_is_not_final_says_so_and_exits_1():
 def test_pump_with_a_missing_queue_or_no_mns_is_one_line_naming_endpoint_and_queue():
     with Emulator(seed="demo") as emu:
         url = emu.url
-        missing = _tool("devtools.pump", "--once", "--queue", "work", "--mns", url, env=_emulator_keys(emu))
+        missing = run_tool("devtools.pump", "--once", "--queue", "work", "--mns", url, env=_emulator_keys(emu))
     assert missing.returncode == 1
     line = _no_traceback_one_line(missing, "dev.py pump:")
     assert "queue work does not exist" in line and url in line
-    closed = f"http://127.0.0.1:{_closed_port()}"
-    refused = _tool("devtools.pump", "--once", "--queue", "work", "--mns", closed, env=_clean_env())
+    closed = f"http://127.0.0.1:{closed_port()}"
+    refused = run_tool("devtools.pump", "--once", "--queue", "work", "--mns", closed, env=_clean_env())
     assert refused.returncode == 1
     line = _no_traceback_one_line(refused, "dev.py pump:")
     assert closed in line and "queue work" in line and "no answer from MNS" in line
 
 
 def test_pump_help_names_the_dev_py_command():
-    proc = _tool("devtools.pump", "--help", env=_clean_env())
+    proc = run_tool("devtools.pump", "--help", env=_clean_env())
     assert proc.returncode == 0 and proc.stdout.startswith("usage: python3 dev.py pump")
 
 
 # -- 2. invoke keeps MNS local ------------------------------------------------------------------------------------
 def _invoke(*args: str, **env: str) -> tuple[subprocess.CompletedProcess[str], dict]:
-    proc = _tool("devtools.invoke", *args, env=_clean_env(**env))
+    proc = run_tool("devtools.invoke", *args, env=_clean_env(**env))
     assert "result:\n" in proc.stdout, proc.stderr[-2000:]
     result = json.loads(proc.stdout.split("result:\n", 1)[1].split("emulator batches", 1)[0])
     return proc, result
@@ -149,7 +136,7 @@ def test_sign_send_prints_only_the_answer_on_stdout_and_revert_reads_it(fn_env, 
     try:
         document = tmp_path / "doc.json"
         document.write_text(json.dumps({"ProjectName": PROJECT, "Id": READY, "Tags": {"owner": "trial"}}))
-        sent = _tool(
+        sent = run_tool(
             "devtools.sign", "--send", "--url", url, str(document), env=_clean_env(WEBHOOK_SECRET=webhook_secret)
         )
     finally:
@@ -159,7 +146,7 @@ def test_sign_send_prints_only_the_answer_on_stdout_and_revert_reads_it(fn_env, 
     assert json.loads(sent.stdout)["results"][0]["status"] == "updated"  # stdout is exactly the body
     results = tmp_path / "results.json"
     results.write_text(sent.stdout)
-    reverted = _tool("devtools.revert", str(results), env=_clean_env())
+    reverted = run_tool("devtools.revert", str(results), env=_clean_env())
     assert reverted.returncode == 0, reverted.stderr
     assert json.loads(reverted.stdout) == [{"ProjectName": PROJECT, "Id": READY, "Tags": before}]
 
@@ -176,12 +163,12 @@ def test_revert_reads_log_lines_among_other_output(tmp_path):
         + json.dumps(outcome)
         + "\nCtrl-C stops.\n"
     )
-    proc = _tool("devtools.revert", str(log), env=_clean_env())
+    proc = run_tool("devtools.revert", str(log), env=_clean_env())
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == [{"ProjectName": "p", "Id": "b", "Tags": {"v": "0"}}]
     banner_only = tmp_path / "banner.out"
     banner_only.write_text("imm-batch-updater listening on http://127.0.0.1:9000/\nCtrl-C stops.\n")
-    proc = _tool("devtools.revert", str(banner_only), env=_clean_env())
+    proc = run_tool("devtools.revert", str(banner_only), env=_clean_env())
     assert proc.returncode == 2 and proc.stdout == ""
     assert "holds no result" in _no_traceback_one_line(proc, "dev.py revert:")
 
@@ -190,7 +177,7 @@ def test_revert_reads_log_lines_among_other_output(tmp_path):
 def test_revert_of_something_that_is_not_results_is_an_error(tmp_path):
     path = tmp_path / "foo.json"
     path.write_text('{"foo": 1}')
-    proc = _tool("devtools.revert", str(path), env=_clean_env())
+    proc = run_tool("devtools.revert", str(path), env=_clean_env())
     assert proc.returncode == 2 and proc.stdout == ""
     assert "not results or outcome log lines" in _no_traceback_one_line(proc, "dev.py revert:")
 
@@ -201,11 +188,11 @@ def test_revert_of_queued_results_says_to_use_the_log_lines_and_exits_1(tmp_path
     ]
     path = tmp_path / "queued.json"
     path.write_text(json.dumps({"results": queued}))
-    proc = _tool("devtools.revert", str(path), env=_clean_env())
+    proc = run_tool("devtools.revert", str(path), env=_clean_env())
     assert proc.returncode == 1 and proc.stdout == ""
     line = _no_traceback_one_line(proc, "dev.py revert:")
     assert "3 result(s) are `queued`" in line and "log lines" in line
-    help_text = _tool("devtools.revert", "--help", env=_clean_env()).stdout
+    help_text = run_tool("devtools.revert", "--help", env=_clean_env()).stdout
     assert "exit codes" in help_text and "queued" in help_text
 
 
@@ -213,7 +200,7 @@ def test_revert_of_queued_results_says_to_use_the_log_lines_and_exits_1(tmp_path
 def test_serve_refuses_a_short_or_malformed_webhook_secret_at_startup():
     for secret in ("whsec_dGVzdA==", "whsec_not*base64", "plain-text-secret"):
         env = _clean_env(WEBHOOK_SECRET=secret)
-        proc = _tool("devtools.serve", "--port", "0", "--emulator-port", "0", env=env, timeout=30)
+        proc = run_tool("devtools.serve", "--port", "0", "--emulator-port", "0", env=env, timeout=30)
         assert proc.returncode == 2, (secret, proc.stdout[-500:], proc.stderr[-500:])
         line = _no_traceback_one_line(proc, "dev.py serve:")
         assert "whsec_ and base64 of at least 24 bytes" in line and "401" in line
@@ -231,7 +218,7 @@ def test_serve_refuses_a_short_or_malformed_webhook_secret_at_startup():
     ],
 )
 def test_invoke_bad_arguments_are_one_line_and_exit_2(args, expected):
-    proc = _tool("devtools.invoke", *args, env=_clean_env())
+    proc = run_tool("devtools.invoke", *args, env=_clean_env())
     assert proc.returncode == 2 and "result:" not in proc.stdout
     assert expected in _no_traceback_one_line(proc, "dev.py invoke:")
 
