@@ -95,24 +95,35 @@ class App:
                 spans.append((start, len(items)))
             else:
                 spans.append(spans[first])  # a repeat: the first copy's results, without applying it again
-        done_items = self._apply_requests(items, ctx)
+        sizes: list[int] = []  # per item, its outcomes (a selector has one per matched batch)
+        done_items = self._apply_requests(items, ctx, sizes)
+        ends = [0]
+        for size in sizes:
+            ends.append(ends[-1] + size)
         outcomes: list[Outcome] = []
         for (start, end), first in zip(spans, plan, strict=True):
-            done = done_items[start:end]
+            done = done_items[ends[start] : ends[end]]
             outcomes.extend(done if first is None else [replace(o, attempts=0, duplicate=True) for o in done])
         return outcomes
 
-    def _apply_requests(self, items: list[Item], ctx: InvocationContext) -> list[Outcome]:
-        """`items` with every UpdateRequest replaced by its outcome(s): a selector by one per matched batch."""
+    def _apply_requests(
+        self, items: list[Item], ctx: InvocationContext, sizes: list[int] | None = None
+    ) -> list[Outcome]:
+        """`items` with every UpdateRequest replaced by its outcome(s): a selector by one per matched batch. When
+        `sizes` is given, the number of outcomes of each item is appended to it (in the order of `items`)."""
         settings = ctx.settings
+        if sizes is None:
+            sizes = []
         requests = [i for i in items if isinstance(i, UpdateRequest)]
         if not requests:  # nothing to send (every document was refused)
+            sizes.extend(1 for _ in items)
             return [i for i in items if isinstance(i, Outcome)]
         try:
             imm = self._imm_client(ctx, len(requests))
         except (CredentialsUnavailable, EndpointUnknown) as exc:
             code = "ConfigurationError" if isinstance(exc, EndpointUnknown) else "CredentialsUnavailable"
             logs.error("cannot call IMM", request_id=ctx.request_id, error_code=code, error_message=str(exc))
+            sizes.extend(1 for _ in items)
             return [i if isinstance(i, Outcome) else unapplied(i, Status.FAILED, code, str(exc)) for i in items]
 
         flat: list[Item] = []
@@ -122,10 +133,12 @@ class App:
                 from imm_batch_updater import fleet  # only fleet documents need it
 
                 expanded = fleet.expand(item, imm, ctx)
+                sizes.append(len(expanded))
                 if fleet.may_fan_out(item, expanded, ctx):
                     fan_out.append((len(flat), len(flat) + len(expanded)))
                 flat.extend(expanded)
             else:
+                sizes.append(1)
                 flat.append(item)
         if fan_out:
             from imm_batch_updater import fleet
