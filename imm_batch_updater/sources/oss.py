@@ -32,6 +32,7 @@ from imm_batch_updater.sources._body import decode_body
 from imm_batch_updater.sources.base import Delivery, EventTrigger, Message, SourceFailure, envelope_failure
 from imm_batch_updater.strictjson import Decoded
 
+_RECORD = re.compile(r"/events/[0-9]+(?:/|$)")  # a fault inside a record: that record's own failure
 BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")  # OSS bucket naming rules
 
 # The events that mean "this key now holds a complete new object" (OSS event notification docs).
@@ -78,6 +79,9 @@ class OssSource(EventTrigger):
         )
 
     def receive(self, event: Decoded, ctx: Context) -> Delivery:
+        around = tuple(f for f in event.faults if not _RECORD.match(f[0]))
+        if around:  # the event around the records holds a value that can never be sent (a duplicate key, ...)
+            return Delivery([Message.of(self.name, None, envelope_failure(around, "the OSS event"))])
         messages: list[Message] = []
         # One read per (bucket, key, eTag) in the event: a repeated record gets the same message (and message id),
         # which the delivery then reports as a duplicate of the first.

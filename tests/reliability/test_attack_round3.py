@@ -8,7 +8,7 @@ import pytest
 
 from imm_batch_updater.sources.base import DeliveryIncomplete
 from tests.conftest import PROJECT, READY
-from tests.triggers.events import cloud_event, run
+from tests.triggers.events import cloud_event, oss_event, oss_record, run
 
 
 def test_a_repeated_message_after_a_selector_keeps_every_result_in_place(invoke, emu):
@@ -47,3 +47,17 @@ def test_a_failed_message_after_a_selector_and_a_repeat_is_retried_not_lost(invo
     ]
     with pytest.raises(DeliveryIncomplete):
         run(invoke, event)
+
+
+def test_an_oss_event_holding_a_fault_outside_its_records_is_invalid(invoke, emu):
+    """Strict input: a value that can never be sent anywhere in the event is `invalid` (pointer ""), as every
+    other trigger does for the event around its body. The OSS source checked only inside each record, so a lone
+    surrogate (or a duplicate key) at the event's top level was ignored and the object applied."""
+    document = {"ProjectName": PROJECT, "Id": READY, "Tags": {"x": "1"}}
+    emu.oss.put_object("demo-bucket", "req/a.json", json.dumps(document).encode())
+    raw = json.dumps(oss_event(oss_record("demo-bucket", "req/a.json")))[:-1] + ', "extra": "\\ud800"}'
+    before = len(emu.calls(action="UpdateBatch"))
+    [result] = invoke.direct(None, raw=raw.encode())["results"]
+    assert result["status"] == "invalid", result
+    assert result["error"]["details"][0]["path"] == "", result
+    assert len(emu.calls(action="UpdateBatch")) == before
