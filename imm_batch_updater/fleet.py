@@ -52,6 +52,7 @@ def list_matches(request: UpdateRequest, imm: ImmClient) -> tuple[list[dict[str,
 
     assert request.selector is not None
     batches: list[dict[str, Any]] = []
+    positions: dict[str, int] = {}  # batch Id -> its place in `batches`
     seen_tokens: set[str] = set()
     token: str | None = None
     attempts = 0
@@ -63,7 +64,16 @@ def list_matches(request: UpdateRequest, imm: ImmClient) -> tuple[list[dict[str,
         except ImmError as exc:
             return replace(failure(request, exc, attempts + attempts_of(exc)), batch_id=None)
         attempts += page.attempts
-        batches.extend(page.batches or [])
+        for batch in page.batches or []:
+            # Pages that change between calls (another writer, a batch whose sort key moved) can list a batch
+            # twice: it is one match (one result, counted once against MaxBatches), at its first place, with the
+            # later (newer) view.
+            place = positions.get(batch["Id"])
+            if place is None:
+                positions[batch["Id"]] = len(batches)
+                batches.append(batch)
+            else:
+                batches[place] = batch
         if len(batches) > request.max_batches:
             return _result(
                 request,
