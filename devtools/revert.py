@@ -77,10 +77,16 @@ def revert_documents(
     before: dict[tuple[str, str], dict[str, Any]] = {}
     notes: list[str] = []
     for result in results:
-        if not _applied(result) or not isinstance(result.get("diff"), dict):
+        if not _applied(result):
             continue
         key = (result.get("project"), result.get("batch_id"))
         if not all(isinstance(k, str) for k in key):
+            continue
+        if not isinstance(result.get("diff"), dict):
+            if not result.get("unchanged"):  # changed without being read first (IMM_PRECHECK=false): no `from`
+                notes.append(
+                    f"{key[0]}/{key[1]}: updated without a diff (not read first); its values before are unknown"
+                )
             continue
         fields = before.setdefault(key, {})  # type: ignore[arg-type]
         for name, change in result["diff"].items():
