@@ -13,6 +13,8 @@ include a signature, a secret or the body.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import threading
 import time
 import zlib
@@ -31,6 +33,24 @@ class WebhookAuthError(Exception):
 
 TOLERANCE_S = 5 * 60
 WEBHOOK_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
+
+
+def _v1_signatures(header: str) -> str:
+    """The well-formed `v1,<base64>` entries of a webhook-signature header, space separated. Entries of other
+    versions (`v1a`, `v2`) and malformed ones are skipped, as the specification's reference verifiers do: the
+    `standardwebhooks` library raises on the first entry it cannot split or decode, which would hide a valid
+    signature that comes after it."""
+    kept = []
+    for entry in header.split(" "):
+        version, comma, signature = entry.partition(",")
+        if version != "v1" or not comma or not signature:
+            continue
+        try:
+            base64.b64decode(signature, validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        kept.append(entry)
+    return " ".join(kept)
 
 
 def collect_headers(headers: Mapping[str, Any]) -> dict[str, str]:
@@ -78,9 +98,13 @@ def verify(secrets: Sequence[str], body: bytes, headers: Mapping[str, Any]) -> N
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise WebhookAuthError("the body is not UTF-8") from None
+    signatures = _v1_signatures(lowered["webhook-signature"])
+    if not signatures:
+        raise WebhookAuthError("no valid signature for this body")
+    checked = {**lowered, "webhook-signature": signatures}
     for secret in secrets:
         try:
-            Webhook(secret).verify(text, lowered, json_parse=False)
+            Webhook(secret).verify(text, checked, json_parse=False)
             return
         except Exception:  # noqa: S112 -- WebhookVerificationError, or a malformed signature the library chokes on
             continue
