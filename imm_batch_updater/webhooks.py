@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import threading
 import time
 import zlib
@@ -33,6 +34,10 @@ class WebhookAuthError(Exception):
 
 TOLERANCE_S = 5 * 60
 WEBHOOK_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
+# Unix seconds as a sender writes them: ASCII digits, no sign, no leading zero, no spaces or underscores. The
+# library signs `str(floor(float(header)))`, not the header itself, so anything looser would verify against text
+# the sender did not send (and `int()` alone takes "+1", " 1 ", "1_0" and non-ASCII digits).
+_TIMESTAMP = re.compile(r"(?:0|[1-9][0-9]{0,15})")
 
 
 def _v1_signatures(header: str) -> str:
@@ -88,6 +93,8 @@ def verify(secrets: Sequence[str], body: bytes, headers: Mapping[str, Any]) -> N
     if missing:
         raise WebhookAuthError("missing header(s): " + ", ".join(missing))
     try:
+        if not _TIMESTAMP.fullmatch(lowered["webhook-timestamp"]):
+            raise ValueError
         ts = int(lowered["webhook-timestamp"])
         skew = abs(time.time() - ts)  # OverflowError for an integer beyond any float ("1" and 400 zeros)
     except (ValueError, OverflowError):

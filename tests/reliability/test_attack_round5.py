@@ -39,3 +39,29 @@ def test_malformed_entries_alone_are_still_refused(invoke, emu, entry):
     headers["webhook-signature"] = entry
     assert invoke.post(body=raw, sign=False, headers=headers)[0] == 401
     assert emu.calls(service="imm") == []
+
+
+@pytest.mark.parametrize("shape", ["+{ts}", " {ts} ", "0{ts}", "{ts}\n", "{a}_{b}", "{arabic}"])
+def test_a_timestamp_that_is_not_plain_unix_seconds_is_refused(invoke, emu, shape):
+    """The library signs `str(floor(float(header)))`, not the header: "+T", " T ", "0T", "T\\n", "1_7..." and
+    non-ASCII digits verified against a signature over "T", text the sender never sent. Unix seconds are digits."""
+    import time
+
+    from imm_batch_updater.webhooks import sign
+
+    raw = json.dumps(UPDATE).encode()
+    ts = str(int(time.time()))
+    headers = sign(invoke.secret, "msg_r5_ts", raw, int(ts))
+    arabic = ts.translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+    headers["webhook-timestamp"] = shape.format(ts=ts, a=ts[:1], b=ts[1:], arabic=arabic)
+    assert invoke.post(body=raw, sign=False, headers=headers)[0] == 401
+    assert emu.calls(service="imm") == []
+
+
+def test_plain_timestamps_at_the_edge_of_the_window_still_verify(invoke, emu):
+    import time
+
+    for skew in (-290, 290):
+        raw = json.dumps(UPDATE).encode()
+        headers = signed_headers(invoke.secret, raw, timestamp=int(time.time()) + skew)
+        assert invoke.post(body=raw, sign=False, headers=headers)[0] == 200
