@@ -12,14 +12,16 @@ Routes (any path prefix is accepted, so custom domains and the FC invocation pat
 With `HTTP_AUTH=webhook` (the default) every POST must carry a valid Standard Webhooks signature, checked on the
 raw body before it is parsed; with no `WEBHOOK_SECRET` every POST is refused (fail closed). Header names compare
 case-insensitively; a webhook header given twice with different values is refused. A `webhook-id` answered
-finally within the tolerance window is not applied again: the remembered answer is returned (`ReplayGuard`, kept
-by this source). Client errors are answered, never raised, and nothing from the request is echoed back unbounded.
+finally within the tolerance window is not applied again with the same body: the remembered answer is returned
+(`ReplayGuard`, kept by this source, keyed by the id and the body's SHA-256); the same id with another body is
+another message. Client errors are answered, never raised, and nothing from the request is echoed back unbounded.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import re
 from typing import Any
@@ -192,7 +194,7 @@ class HttpSource:
         else:
             raw = body.encode("utf-8")
 
-        msg_id = None
+        msg_id = replay_key = None
         if webhook:
             headers = value.get("headers") if isinstance(value.get("headers"), dict) else {}
             try:
@@ -200,18 +202,22 @@ class HttpSource:
                 msg_id = collect_headers(headers)["webhook-id"]
             except WebhookAuthError as exc:
                 return Delivery(answer=_unauthenticated(ctx, exc.reason))
-            remembered = self.replay.recall(msg_id)
+            # The answer is remembered for this id *and* these bytes: a sender that reuses an id for another body
+            # gets that body applied and answered, never the other body's answer.
+            replay_key = f"{msg_id} {hashlib.sha256(raw).hexdigest()}"
+            remembered = self.replay.recall(replay_key)
             if remembered is not None:
                 logs.info("replayed webhook-id: answering from memory", request_id=ctx.request_id, message_id=msg_id)
                 return Delivery(answer=remembered)
 
         decoded = decode_body(raw, "the HTTP body", settings.max_body_bytes, base64_allowed=False)
         # Every message becomes an outcome (logged, sent to the sinks), a body too large included.
-        return Delivery([Message.of(self.name, msg_id or ctx.request_id, decoded)], state=msg_id)
+        return Delivery([Message.of(self.name, msg_id or ctx.request_id, decoded)], state=replay_key)
 
     def answer(self, delivery: Delivery, outcomes: list[Outcome], ctx: Context) -> Any:
         answer = response(http_status_for(outcomes), {"results": [o.to_dict() for o in outcomes]})
-        msg_id = delivery.state
-        if msg_id is not None and all(o.final for o in outcomes) and not self.replay.remember(msg_id, answer):
+        key = delivery.state
+        if key is not None and all(o.final for o in outcomes) and not self.replay.remember(key, answer):
+            msg_id = key.rsplit(" ", 1)[0]
             logs.info("answer too large to remember for replays", request_id=ctx.request_id, message_id=msg_id)
         return answer

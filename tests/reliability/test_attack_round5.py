@@ -65,3 +65,21 @@ def test_plain_timestamps_at_the_edge_of_the_window_still_verify(invoke, emu):
         raw = json.dumps(UPDATE).encode()
         headers = signed_headers(invoke.secret, raw, timestamp=int(time.time()) + skew)
         assert invoke.post(body=raw, sign=False, headers=headers)[0] == 200
+
+
+def test_the_same_webhook_id_with_another_body_is_not_answered_from_the_other_bodys_memory(invoke, emu):
+    """The replay memory was keyed by webhook-id alone: a second, validly signed body under a reused id got the
+    first body's remembered answer (200 `updated` for the first batch) and was silently never applied."""
+    from tests.conftest import RUNNING
+
+    first_raw = json.dumps(UPDATE).encode()
+    other_raw = json.dumps({"ProjectName": PROJECT, "Id": RUNNING, "Tags": {"owner": "round5"}}).encode()
+    status, body, _ = invoke.post(body=first_raw, sign=False, headers=signed_headers(invoke.secret, first_raw, "m5"))
+    assert status == 200 and body["results"][0]["batch_id"] == READY
+    status, body, _ = invoke.post(body=other_raw, sign=False, headers=signed_headers(invoke.secret, other_raw, "m5"))
+    assert status == 409 and body["results"][0]["batch_id"] == RUNNING  # its own answer: the batch is Running
+    # The first body's retry is still answered from memory, not applied again.
+    updates = len(emu.calls(action="UpdateBatch"))
+    status, body, _ = invoke.post(body=first_raw, sign=False, headers=signed_headers(invoke.secret, first_raw, "m5"))
+    assert status == 200 and body["results"][0]["batch_id"] == READY
+    assert len(emu.calls(action="UpdateBatch")) == updates
