@@ -21,7 +21,6 @@ retries itself, within the invocation's time.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from imm_batch_updater.sinks.base import (
     report_failure,
     select,
 )
+from imm_batch_updater.strictjson import dumps
 
 name = "fc_function"
 variables: tuple[str, ...] = ("RESULT_FC_FUNCTION", "RESULT_FC_ENDPOINT", "RESULT_FC_FILTER")
@@ -191,16 +191,14 @@ def chunks(outcomes: list[Outcome], invocation: Invocation, duration_ms: int) ->
     current: list[Outcome] = []
     for outcome in outcomes:
         trial = current + [outcome]
-        body = json.dumps(notification_many(trial, invocation, duration_ms), ensure_ascii=False).encode()
+        body = dumps(notification_many(trial, invocation, duration_ms)).encode()
         if len(body) > MAX_ASYNC_PAYLOAD_BYTES and current:
-            payloads.append(
-                json.dumps(notification_many(current, invocation, duration_ms), ensure_ascii=False).encode()
-            )
+            payloads.append(dumps(notification_many(current, invocation, duration_ms)).encode())
             current = [outcome]
         else:
             current = trial
     if current:
-        payloads.append(json.dumps(notification_many(current, invocation, duration_ms), ensure_ascii=False).encode())
+        payloads.append(dumps(notification_many(current, invocation, duration_ms)).encode())
     return payloads
 
 

@@ -19,7 +19,6 @@ RESULT_MNS_FILTER (else RESULT_SINK_FILTER). The topic must not be one that trig
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +37,7 @@ from imm_batch_updater.sinks.base import (
     report_failure,
     select,
 )
+from imm_batch_updater.strictjson import dumps
 
 name = "mns_topic"
 variables: tuple[str, ...] = ("RESULT_MNS_TOPIC", "RESULT_MNS_ENDPOINT", "RESULT_MNS_FILTER")
@@ -97,7 +97,7 @@ def classify(exc: BaseException) -> SinkDeliveryError:
 
 
 def _body(outcome: Outcome, invocation: Invocation, duration_ms: int) -> str:
-    body = json.dumps(notification_one(outcome, invocation, duration_ms), ensure_ascii=False)
+    body = dumps(notification_one(outcome, invocation, duration_ms))
     if len(body.encode("utf-8")) <= MAX_MESSAGE_BYTES:
         return body
     # Only error details and diffs can grow: drop them, keep status, ids and the error code.
@@ -108,7 +108,7 @@ def _body(outcome: Outcome, invocation: Invocation, duration_ms: int) -> str:
         result["error"].pop("details", None)
         result["error"]["message"] = str(result["error"].get("message", ""))[:1000]
     result["truncated"] = True
-    return json.dumps(note, ensure_ascii=False)
+    return dumps(note)
 
 
 class MnsTopicSink:

@@ -17,7 +17,6 @@ kept across this sink's retries so the receiver can de-duplicate), `webhook-time
 
 from __future__ import annotations
 
-import json
 import socket
 import time
 import urllib.error
@@ -40,6 +39,7 @@ from imm_batch_updater.sinks.base import (
     report_failure,
     select,
 )
+from imm_batch_updater.strictjson import dumps
 
 name = "webhook"
 variables: tuple[str, ...] = ("RESULT_WEBHOOK_URL", "RESULT_WEBHOOK_SECRET", "RESULT_WEBHOOK_FILTER")
@@ -128,7 +128,9 @@ class WebhookSink:
         chosen = select(outcomes, self.filter)
         if not chosen:
             return
-        body = json.dumps(notification_many(chosen, invocation, duration_ms), ensure_ascii=False).encode()
+        # strictjson.dumps: a lone surrogate (IMM's message may carry one, written as an escape) becomes U+FFFD
+        # instead of failing the encoding and losing the notification, dead letters included.
+        body = dumps(notification_many(chosen, invocation, duration_ms)).encode()
         msg_id = f"msg_{uuid.uuid4().hex}"
 
         def post(timeout_s: float) -> int:

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from tests.conftest import PROJECT, READY, signed_headers
+from tests.conftest import PROJECT, READY, new_secret, signed_headers
+from tests.sinks.conftest import receiver  # noqa: F401 -- the fixture
 
 UPDATE = {"ProjectName": PROJECT, "Id": READY, "Tags": {"owner": "round5"}}
 
@@ -83,3 +84,20 @@ def test_the_same_webhook_id_with_another_body_is_not_answered_from_the_other_bo
     status, body, _ = invoke.post(body=first_raw, sign=False, headers=signed_headers(invoke.secret, first_raw, "m5"))
     assert status == 200 and body["results"][0]["batch_id"] == READY
     assert len(emu.calls(action="UpdateBatch")) == updates
+
+
+def test_the_webhook_sink_sends_an_outcome_whose_imm_message_holds_a_lone_surrogate(invoke, emu, receiver, fn_env):  # noqa: F811
+    """IMM's message `"bad \\ud800 value"` decodes to a lone surrogate; the sink's `json.dumps(...).encode()` raised
+    UnicodeEncodeError, so the notification (here a dead letter) was never sent."""
+    from standardwebhooks.webhooks import Webhook
+
+    sink_secret = new_secret()
+    fn_env.setenv("RESULT_WEBHOOK_URL", receiver.url + "/hooks/imm")
+    fn_env.setenv("RESULT_WEBHOOK_SECRET", sink_secret)
+    body = b'{"RequestId": "r5", "Code": "InvalidParameter", "Message": "bad \\ud800 value"}'
+    emu.faults.inject("UpdateBatch", "answer", status=400, body=body)
+    result = invoke.direct(UPDATE)
+    assert result["results"][0]["status"] == "rejected"
+    [request] = receiver.requests
+    payload = Webhook(sink_secret).verify(request.body.decode(), request.headers)
+    assert payload["data"]["results"][0]["status"] == "rejected"
