@@ -243,13 +243,14 @@ def _stale_listings_dropped(items: list[Item]) -> list[Item]:
     """A selector's listing shows a batch as it was before this delivery. When an earlier document of the delivery
     targets the same batch, that view is stale by the time this request runs (the earlier one may change the values
     or the state): such a request reads the batch again like an `Id` document, so that a stale view never makes it
-    look `unchanged` (skipped) and the last document for a batch wins."""
+    look `unchanged` (skipped) and the last document for a batch wins. It is read even with IMM_PRECHECK=false: a
+    selected batch's result always carries its audit `diff`."""
     seen: set[tuple[str, str]] = set()
     out = list(items)
     for n, item in enumerate(out):
         if isinstance(item, UpdateRequest):
             if item.current is not None and item.key in seen:
-                out[n] = item._replace(current=None)
+                out[n] = item._replace(current=None, read_first=True)
             seen.add(item.key)
     return out
 

@@ -120,7 +120,7 @@ def apply_update(request: UpdateRequest, imm: ImmClient, precheck: bool = True) 
     changes_diff: dict[str, dict[str, Any]] | None = None
 
     current = request.current
-    if current is None and (precheck or request.dry_run):
+    if current is None and (precheck or request.dry_run or request.read_first):
         try:
             answer = imm.get_batch(request.project, request.batch_id)
         except ImmError as exc:

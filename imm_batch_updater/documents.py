@@ -62,6 +62,7 @@ class UpdateRequest(NamedTuple):
     index: int | None = None  # type: ignore[assignment]  # position in a bulk array (shadows tuple.index)
     current: dict[str, Any] | None = None  # the batch as a selector's listing showed it (no GetBatch needed)
     listing_attempts: int = 0  # the ListBatches calls of the selector, counted in this request's outcome
+    read_first: bool = False  # read the batch even with IMM_PRECHECK=false (a selected batch whose view went stale)
 
     @property
     def key(self) -> tuple[str, str]:

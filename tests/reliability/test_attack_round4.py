@@ -47,9 +47,10 @@ def test_a_batch_listed_on_two_pages_counts_once_against_max_batches(invoke, emu
 
 
 def test_revert_says_when_an_updated_batch_has_no_diff(invoke, emu, fn_env):
-    """IMM_PRECHECK=false, an `Id` document and then a selector for the same batch in one delivery: the selector's
-    listing is stale (dropped) and nothing reads the batch, so neither result carries `diff`. `dev.py revert` then
-    dropped the batch silently ("nothing to revert"), while README says what cannot be undone is listed on stderr."""
+    """IMM_PRECHECK=false, an `Id` document and then a selector for the same batch in one delivery. The `Id`
+    document's result has no `diff` (nothing read the batch first): `dev.py revert` dropped it silently, while
+    README says what cannot be undone is listed on stderr. The selector's listing is stale (dropped), and the batch
+    is read again even without the precheck, so the selector's result still carries its audit diff."""
     fn_env.setenv("IMM_PRECHECK", "false")
     [batch_id] = emu.imm.create_batches(FLEET, 1, state="Ready", tags={"g": "nodiff", "v": 0})
     results = invoke.direct(
@@ -59,8 +60,12 @@ def test_revert_says_when_an_updated_batch_has_no_diff(invoke, emu, fn_env):
         ]
     )["results"]
     assert [r["status"] for r in results] == ["updated", "updated"]
+    assert "diff" not in results[0]
+    assert results[1]["diff"] == {"Tags": {"from": {"g": "nodiff", "v": 1}, "to": {"g": "nodiff", "v": 2}}}
     documents, notes = revert_documents(results)
-    assert documents == [] and any(batch_id in note and "diff" in note for note in notes), notes
+    # The selector's change can be undone (back to the Id document's values); the Id document's cannot, and says so.
+    assert documents == [{"ProjectName": FLEET, "Id": batch_id, "Tags": {"g": "nodiff", "v": 1}}]
+    assert any(batch_id in note and "diff" in note for note in notes), notes
 
 
 # -- property: apply a random change over a selector, revert it from its results, every batch is back ----------
