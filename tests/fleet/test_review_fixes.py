@@ -10,18 +10,14 @@ import pytest
 import handler
 from imm_batch_updater.app import DeliveryIncomplete
 from tests.conftest import PROJECT, READY, fc_context, http_event, new_secret
-
-FLEET = "fleet-project"
-QUEUE = "work"
+from tests.fleet.selections import FLEET, QUEUE
 
 
 @pytest.fixture
-def work_queue(emu, fn_env):
-    emu.mns.create_queue(QUEUE)
-    fn_env.setenv("WORK_QUEUE", QUEUE)
-    fn_env.setenv("WORK_QUEUE_ENDPOINT", emu.url)
+def work_queue(work_queue, fn_env):
+    """The shared work queue (tests/conftest.py), with selections of more than 2 batches fanned out."""
     fn_env.setenv("FANOUT_BATCHES", "2")
-    return QUEUE
+    return work_queue
 
 
 def test_a_selection_is_not_fanned_out_when_another_document_of_the_delivery_targets_its_batches(
