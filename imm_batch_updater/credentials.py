@@ -45,7 +45,7 @@ def from_context(context: Any) -> Credentials | None:
         token = token or None
         global _from_context_last
         last = _from_context_last
-        if last is None or (last.access_key_id, last.access_key_secret, last.security_token) != (ak, secret, token):
+        if last is None or last.cache_key != (ak, secret, token or ""):
             last = _from_context_last = Credentials(ak, secret, token, "context")
         return last  # with the same keys as the previous invocation's, the same (immutable) object
     return None

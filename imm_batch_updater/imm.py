@@ -38,6 +38,7 @@ from imm_batch_updater.context import Endpoint
 from imm_batch_updater.credentials import Credentials
 from imm_batch_updater.ratelimit import Pacer
 from imm_batch_updater.retry import CallError, Deadline, RetryBudget, RetryPolicy
+from imm_batch_updater.strictjson import has_surrogate
 
 STATES = frozenset({"Ready", "Running", "Failed", "Suspended", "Succeeded"})
 
@@ -185,16 +186,13 @@ def check_answer(action: str, answer: Any) -> None:
         token = body.get("NextToken")
         if token is not None and not isinstance(token, str):
             raise NotImmAnswer("the ListBatches answer has a NextToken that is not a string")
-    if (len(body) > 1 or _SURROGATE.search(request_id)) and _not_strict(body):
+    if (len(body) > 1 or has_surrogate(request_id)) and _not_strict(body):
         raise NotImmAnswer(f"the answer to {action} holds values that are not JSON (NaN, Infinity, lone surrogates)")
 
 
 def _is_state(value: Any) -> bool:
     """One of the five states (a list or an object in its place is not IMM's answer: never hashed)."""
     return isinstance(value, str) and value in STATES
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _not_strict(body: dict[str, Any]) -> bool:

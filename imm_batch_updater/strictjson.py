@@ -175,7 +175,8 @@ def _loads(text: str) -> Any:
     return value if end == len(body) else _decoder.decode(text)
 
 
-def _has_surrogate(text: str) -> bool:
+def has_surrogate(text: str) -> bool:
+    """Does `text` hold a lone UTF-16 surrogate (a str that cannot be encoded as UTF-8)?"""
     return _SURROGATE.search(text) is not None
 
 
@@ -183,17 +184,17 @@ def _mark_surrogates(value: Any) -> Any:
     """Replace strings holding a lone surrogate by a Fault, and objects whose keys hold one (the key cannot be
     named in a pointer) by a Fault too. Iterative: the nesting may be as deep as the decoder allowed."""
     if isinstance(value, str):
-        return Fault(INVALID_UNICODE) if _has_surrogate(value) else value
+        return Fault(INVALID_UNICODE) if has_surrogate(value) else value
     root: list[Any] = [value]
     stack: list[tuple[Any, Any]] = [(root, 0)]
     while stack:
         container, key = stack.pop()
         item = container[key]
         if isinstance(item, str):
-            if _has_surrogate(item):
+            if has_surrogate(item):
                 container[key] = Fault(INVALID_UNICODE)
         elif isinstance(item, dict):
-            if any(_has_surrogate(k) for k in item):
+            if any(has_surrogate(k) for k in item):
                 container[key] = Fault(INVALID_UNICODE)
             else:
                 stack.extend((item, k) for k in item)
@@ -240,7 +241,7 @@ def scrub(value: Any) -> Any:
     if isinstance(value, float):
         return value if -_MAX_DOUBLE <= value <= _MAX_DOUBLE else None
     if isinstance(value, str):
-        return _SURROGATE.sub("\ufffd", value) if _has_surrogate(value) else value
+        return _SURROGATE.sub("\ufffd", value) if has_surrogate(value) else value
     if isinstance(value, dict):
         return {scrub(str(k)): scrub(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

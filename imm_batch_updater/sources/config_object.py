@@ -15,8 +15,9 @@ from imm_batch_updater.context import Context
 from imm_batch_updater.outcome import Status
 from imm_batch_updater.sources._body import decode_body
 from imm_batch_updater.sources.base import Message, SourceFailure
+from imm_batch_updater.sources.oss import BUCKET_NAME  # the OSS naming rules, as the OSS trigger checks them
 
-SOURCE = re.compile(r"oss://([a-z0-9][a-z0-9-]{1,61}[a-z0-9])/(.{1,1023})", re.DOTALL)
+SOURCE = re.compile(rf"oss://({BUCKET_NAME.pattern})/(.{{1,1023}})", re.DOTALL)
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # as in every string of a document: never sent
 
 

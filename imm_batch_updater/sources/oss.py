@@ -33,7 +33,7 @@ from imm_batch_updater.sources.base import Delivery, EventTrigger, Message, Sour
 from imm_batch_updater.strictjson import Decoded
 
 _RECORD = re.compile(r"/events/[0-9]+(?:/|$)")  # a fault inside a record: that record's own failure
-BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")  # OSS bucket naming rules
+BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")  # OSS bucket naming rules (also a Source's bucket)
 
 # The events that mean "this key now holds a complete new object" (OSS event notification docs).
 FINISHED_OBJECT_EVENTS = frozenset(
