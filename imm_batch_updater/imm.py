@@ -33,6 +33,8 @@ from enum import Enum
 from functools import lru_cache
 from typing import Any, NamedTuple
 
+import orjson
+
 from imm_batch_updater import retry
 from imm_batch_updater.context import Endpoint
 from imm_batch_updater.credentials import Credentials
@@ -196,6 +198,18 @@ def _is_state(value: Any) -> bool:
 
 
 def _not_strict(body: dict[str, Any]) -> bool:
+    """Does the decoded answer hold a value strict JSON cannot carry (NaN, Infinity, a lone surrogate)?
+
+    First orjson, which refuses lone surrogates (and anything else the standard encoder would have to convert) but
+    writes NaN and Infinity as `null`: an answer it encodes without any `null` in the text is strict. Anything else
+    (an answer holding a null, or one orjson refuses) gets the exact check, the standard encoder with
+    `allow_nan=False`. Same answer either way; the first costs a fraction of the second on a batch (it runs on
+    every GetBatch: bench/README.md)."""
+    try:
+        if b"null" not in orjson.dumps(body):
+            return False
+    except TypeError:  # orjson.JSONEncodeError: a lone surrogate, a non-str key, an integer beyond 64 bits, depth
+        pass
     try:  # NaN/Infinity raise ValueError, a lone surrogate UnicodeEncodeError (a ValueError too)
         json.dumps(body, allow_nan=False, ensure_ascii=False).encode("utf-8")
     except (ValueError, RecursionError):
