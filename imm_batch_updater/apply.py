@@ -10,14 +10,16 @@ an incomplete batch does not resume by itself (ResumeBatch is allowed from Suspe
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from imm_batch_updater.documents import UpdateRequest
+from imm_batch_updater.documents import CHANGE_FIELDS, UpdateRequest
 from imm_batch_updater.imm import ImmClient, ImmError, Kind
 from imm_batch_updater.outcome import ErrorInfo, Outcome, Status, replace
 from imm_batch_updater.retry import attempts_of
 
 UPDATABLE_STATES = frozenset({"Ready", "Failed"})
+_OSS_MEMBERS = ("Bucket", "Prefix", "MatchExpressions")
 
 _STATUS_BY_KIND = {
     Kind.NOT_FOUND: Status.NOT_FOUND,
@@ -33,23 +35,26 @@ _STATUS_BY_KIND = {
 }
 
 
-def current_values(batch: dict[str, Any]) -> dict[str, Any]:
-    """The batch's Input, Actions and Tags as an update document would write them (IMM adds members an update
-    cannot set, such as FastFailPolicy, and may drop empty ones), so that a `from` value can be sent back as is."""
+def current_values(batch: dict[str, Any], fields: Iterable[str] = CHANGE_FIELDS) -> dict[str, Any]:
+    """The batch's Input, Actions and Tags (or only `fields` of them) as an update document would write them (IMM
+    adds members an update cannot set, such as FastFailPolicy, and may drop empty ones), so that a `from` value
+    can be sent back as is."""
     out: dict[str, Any] = {}
-    oss = (batch.get("Input") or {}).get("OSS") if isinstance(batch.get("Input"), dict) else None
-    if isinstance(oss, dict):
-        kept = {k: oss[k] for k in ("Bucket", "Prefix", "MatchExpressions") if oss.get(k) not in (None, "", [])}
-        out["Input"] = {"OSS": kept}
-    actions = batch.get("Actions")
-    if isinstance(actions, list):
-        out["Actions"] = [
-            {k: a[k] for k in ("Name", "Parameters") if a.get(k) not in (None, [])}
-            for a in actions
-            if isinstance(a, dict)
-        ]
-    tags = batch.get("Tags")
-    out["Tags"] = tags if isinstance(tags, dict) else None
+    for name in fields:
+        value = batch.get(name)
+        if name == "Input":
+            oss = value.get("OSS") if isinstance(value, dict) else None
+            if isinstance(oss, dict):
+                out[name] = {"OSS": {k: oss[k] for k in _OSS_MEMBERS if oss.get(k) not in (None, "", [])}}
+        elif name == "Actions":
+            if isinstance(value, list):
+                out[name] = [
+                    {k: a[k] for k in ("Name", "Parameters") if a.get(k) not in (None, [])}
+                    for a in value
+                    if isinstance(a, dict)
+                ]
+        elif name == "Tags":
+            out[name] = value if isinstance(value, dict) else None
     return out
 
 
@@ -60,18 +65,22 @@ def diff(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, dict[str
     (`current_values`), which is also what `from` reports, so a result can be turned back into the document that
     reverts it. A field the batch does not have is `from: null`.
     """
-    now = current_values(current)
+    now = current_values(current, changes)
     out: dict[str, dict[str, Any]] = {}
     for name, wanted in changes.items():
         before = now.get(name)
-        if _normalise(before, name) != _normalise(wanted, name):
+        # Tags are compared as they are, so values that are not `==` always differ (the usual case: no
+        # normalising); `==` ones may still differ (`true` is not `1`). Input and Actions drop empty members first.
+        if (name == "Tags" and before != wanted) or _normalise(before, name) != _normalise(wanted, name):
             out[name] = {"from": before, "to": wanted}
     return out
 
 
 def holds(current: dict[str, Any], changes: dict[str, Any]) -> bool:
     """Does the batch, exactly as IMM sent it, already hold every requested value? (Stricter than `diff`, which
-    compares only what an update can set: a member IMM added, such as FastFailPolicy, means "send it".)"""
+    compares only what an update can set: a member IMM added, such as FastFailPolicy, means "send it". So a batch
+    that holds the values has an empty diff, and one with a diff does not hold them:
+    tests/reliability/test_properties.py checks it.)"""
     return all(_normalise(current.get(name), name) == _normalise(value, name) for name, value in changes.items())
 
 
@@ -149,7 +158,7 @@ def apply_update(request: UpdateRequest, imm: ImmClient, precheck: bool = True) 
 
     # A batch read to already hold every requested value exactly is not sent again: a redelivered selection then
     # gets further each time instead of redoing its first batches (and a plain retry costs one call less).
-    unchanged = current is not None and holds(current, request.changes)
+    unchanged = current is not None and not changes_diff and holds(current, request.changes)
     request_id = None
     if not unchanged:
         try:

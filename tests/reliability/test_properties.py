@@ -216,3 +216,105 @@ def test_validators_agree_on_strings_that_tell_regex_dialects_apart(case):
         value = value[part]
     if path[-1] in ("ProjectName", "Id", "Bucket", "Name", "TagSelector") and value.endswith("\n"):
         assert not fast, (path, value)
+
+
+# -- diff and holds: what a batch read from IMM is compared with ---------------------------------------------------
+def _reference_diff(current, changes):
+    """`apply.diff` as first written: every field reduced, every value normalised (the slow, obvious form)."""
+    from imm_batch_updater.apply import _normalise, current_values
+
+    now = current_values(current)
+    return {
+        name: {"from": now.get(name), "to": wanted}
+        for name, wanted in changes.items()
+        if _normalise(now.get(name), name) != _normalise(wanted, name)
+    }
+
+
+# What IMM may send back: the members an update sets, empty ones, members it adds, values that `==` confuses.
+_LEAF = st.one_of(st.none(), st.booleans(), st.sampled_from([0, 1, 1.0, "", "1", "true", "a", []]))
+_PARAMS = st.one_of(st.none(), st.lists(st.sampled_from(["a=1", "b=2", ""]), max_size=2))
+_ACTION = st.one_of(
+    st.fixed_dictionaries(
+        {"Name": st.sampled_from(["doc/convert", "video/x"])},
+        optional={"Parameters": _PARAMS, "FastFailPolicy": st.just({"Action": "abort"})},
+    ),
+    _LEAF,
+)
+_OSS = st.fixed_dictionaries(
+    {"Bucket": st.sampled_from(["in-bucket", "other"])},
+    optional={"Prefix": st.sampled_from(["", "a/", None]), "MatchExpressions": _PARAMS, "Extra": _LEAF},
+)
+_TAGS = st.dictionaries(st.sampled_from(["k", "n", "t"]), st.one_of(_LEAF, st.sampled_from(["v", 2])), max_size=3)
+_BATCH = st.fixed_dictionaries(
+    {},
+    optional={
+        "Input": st.one_of(st.fixed_dictionaries({}, optional={"OSS": st.one_of(_OSS, _LEAF)}), _LEAF),
+        "Actions": st.one_of(st.lists(_ACTION, max_size=3), _LEAF),
+        "Tags": st.one_of(_TAGS, _LEAF),
+        "State": st.just("Ready"),
+    },
+)
+
+
+_VALID_CHANGE = {
+    "Input": st.fixed_dictionaries(
+        {"Bucket": st.sampled_from(["in-bucket", "other"])},
+        optional={"Prefix": st.sampled_from(["", "a/"]), "MatchExpressions": st.lists(st.just("*.mp4"), max_size=1)},
+    ).map(lambda oss: {"OSS": oss}),
+    "Actions": st.lists(
+        st.fixed_dictionaries(
+            {"Name": st.sampled_from(["doc/convert", "video/x"])},
+            optional={"Parameters": st.lists(st.sampled_from(["a=1", "b=2"]), max_size=2)},
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+    "Tags": st.dictionaries(st.sampled_from(["k", "n", "t"]), st.sampled_from(["v", "", "1", 1, 2, True, False])),
+}
+
+
+_TWINS = {(bool, True): 1, (bool, False): 0, (int, 1): True, (int, 0): False, (float, 1.0): 1}
+
+
+def _twin(value):
+    if isinstance(value, dict):
+        return {k: _twin(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_twin(v) for v in value]
+    return _TWINS.get((type(value), value), value)
+
+
+@st.composite
+def _batch_and_changes(draw):
+    """A batch and a valid change: new values, or the batch's own (reduced, or raw and so holding what IMM added)
+    when a document could carry them, so that equal, nearly equal and different values all come up."""
+    from imm_batch_updater.apply import current_values
+
+    batch = draw(_BATCH)
+    fields = draw(st.lists(st.sampled_from(["Input", "Actions", "Tags"]), min_size=1, max_size=3, unique=True))
+    changes = {}
+    for field in fields:
+        source = draw(st.sampled_from(["document", "reduced", "raw", "twin"]))
+        own = current_values(batch).get(field) if source == "reduced" else batch.get(field)
+        if source == "twin":  # the batch's values with each one swapped for its `==` twin (True for 1, ...)
+            own = _twin(own)
+        if source != "document" and validate({"ProjectName": "p", "Id": "b", field: own}) == []:
+            changes[field] = copy.deepcopy(own)
+        else:
+            changes[field] = draw(_VALID_CHANGE[field])
+    return batch, changes
+
+
+@settings(suppress_health_check=FIXTURES_OK, deadline=None, max_examples=400)
+@given(case=_batch_and_changes())
+def test_diff_is_the_reference_diff_and_a_batch_that_holds_its_values_has_none(case):
+    """`apply_update` computes `holds` only when the diff is empty (the usual update has one): that is exact only
+    if holding the values implies an empty diff. And `diff`, which compares Tags without normalising when they are
+    not `==` and reduces only the requested fields, must equal the obvious form."""
+    from imm_batch_updater.apply import diff
+
+    batch, changes = case
+    assert diff(batch, changes) == _reference_diff(batch, changes)
+    if holds(batch, changes):
+        assert diff(batch, changes) == {}
