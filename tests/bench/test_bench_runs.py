@@ -37,3 +37,31 @@ def test_quick_bench_prints_every_figure():
         ratio = by_figure[matching[0]][1]
         assert re.match(r"^\d+(\.\d+)?( MB|x)?$", ratio), ratio
     assert "machine:" in proc.stdout
+
+
+def test_segments_tool_prints_every_segment_and_compares_a_patch(tmp_path):
+    """`python -m bench.segments` (bench/README.md): every marked step still exists under its name (a rename in
+    the package would silently drop a segment), and `--patch` runs B alongside A."""
+    (tmp_path / "segments_patch.py").write_text(
+        "def slower():\n"
+        "    import imm_batch_updater.apply as apply\n"
+        "    inner = apply._outcome\n"
+        "    def outcome(*args, **kwargs):\n"
+        "        sum(range(20000))\n"
+        "        return inner(*args, **kwargs)\n"
+        "    apply._outcome = outcome\n"
+        "    return lambda: setattr(apply, '_outcome', inner)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IMM_", "ALIBABA_CLOUD_", "RESULT_"))}
+    env["PYTHONPATH"] = str(tmp_path)
+    command = [sys.executable, "-m", "bench.segments", "40", "--precheck", "--patch", "segments_patch:slower"]
+    proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = {line[:40].strip(): line[40:].split() for line in proc.stdout.splitlines()[1:]}
+    from bench.segments import MARKS
+
+    for _, _, label, _ in MARKS:
+        assert label in rows, f"{label!r} missing from:\n{proc.stdout}"
+    assert "answer" in rows and "total without the SDK calls" in rows
+    a, b, delta = (float(x) for x in rows["outcome"])
+    assert delta > 50, proc.stdout  # the patch's ~0.3 ms of extra work shows in its own segment, in B only
