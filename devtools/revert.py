@@ -14,7 +14,9 @@ A message holds at most MAX_DOCUMENTS (default 100) documents: more than `--per-
 `--out-dir` in files of that many, each one message to send.
 
 What cannot be undone this way is listed on stderr: a field the batch did not have before (UpdateBatch cannot
-remove one; `from` is null) and a `Resume` (a resumed batch is not suspended again). Development tool: never
+remove one; `from` is null), a `Resume` (a resumed batch is not suspended again), and a batch whose values before
+the request schema refuses (IMM may hold more than the 50 tags a document may carry): no document is written for
+it, since the function would refuse it as `invalid`. Development tool: never
 deployed.
 """
 
@@ -26,6 +28,8 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from imm_batch_updater.validation import validate
 
 CHANGE_FIELDS = ("Input", "Actions", "Tags")
 
@@ -103,6 +107,15 @@ def revert_documents(
             document = {"ProjectName": project, "Id": batch_id, **restorable}
             if dry_run:
                 document["DryRun"] = True
+            problems = validate(document)
+            if problems:  # IMM held a value the schema refuses (e.g. more than 50 tags): the function would too
+                shown = "; ".join(f"{p.path or '/'}: {p.message}" for p in problems[:3])
+                more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+                notes.append(
+                    f"{project}/{batch_id}: its values before do not pass the request schema, so no document is "
+                    f"written for it ({shown}{more}); put it back by hand"
+                )
+                continue
             documents.append(document)
     return documents, notes
 

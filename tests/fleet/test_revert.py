@@ -100,3 +100,22 @@ def test_a_file_that_is_not_results_is_a_clear_error(tmp_path):
             [sys.executable, "-m", "devtools.revert", target], cwd=ROOT, capture_output=True, text=True
         )
         assert proc.returncode == 2 and "Traceback" not in proc.stderr and "dev.py revert:" in proc.stderr
+
+
+def test_values_before_that_the_schema_refuses_are_said_not_written(invoke, emu):
+    """IMM may hold what a document may not carry (more than 50 tags, a tag key of 200 characters): a revert
+    document for it would come back `invalid`, so none is written and the note names the field."""
+    many = {f"t{i}": "x" for i in range(60)}
+    [crowded] = emu.imm.create_batches(FLEET, 1, state="Ready", tags=many)
+    [long_key] = emu.imm.create_batches(FLEET, 1, state="Ready", tags={"k" * 200: "v"})
+    [plain] = emu.imm.create_batches(FLEET, 1, state="Ready", tags={"a": "1"})
+    results = []
+    for batch_id in (crowded, long_key, plain):
+        results += invoke.direct({"ProjectName": FLEET, "Id": batch_id, "Tags": {"new": "1"}})["results"]
+    assert [r["status"] for r in results] == ["updated"] * 3
+    documents, notes = revert_documents(results)
+    assert documents == [{"ProjectName": FLEET, "Id": plain, "Tags": {"a": "1"}}]
+    assert len(notes) == 2, notes
+    assert any(crowded in n and "/Tags" in n and "at most 50" in n for n in notes), notes
+    assert any(long_key in n and "/Tags" in n for n in notes), notes
+    assert invoke.direct(documents)["results"][0]["status"] == "updated"
