@@ -233,19 +233,28 @@ def _find_faults(value: Any) -> Iterator[tuple[str, Fault]]:
             stack.extend((f"{path}/{i}", v) for i, v in reversed(list(enumerate(item))))
 
 
-def scrub(value: Any) -> Any:
+# How deep `scrub` copies containers (orjson's own limit): one nested deeper becomes None, so that neither `scrub`
+# nor the standard encoder after it can run out of stack. An IMM answer may hold such a value (`json.loads` and the
+# answer check take it), and a batch's Tags go into `diff.from` as they are.
+MAX_DEPTH = 255
+
+
+def scrub(value: Any, _depth: int = 0) -> Any:
     """A copy of `value` that strict JSON can carry: Faults and non-finite numbers become None, lone surrogates
-    U+FFFD. For the rare fallback paths that must write whatever they were given (log lines, HTTP answers)."""
+    U+FFFD, containers nested more than MAX_DEPTH levels deep None. For the rare fallback paths that must write
+    whatever they were given (log lines, HTTP answers)."""
     if isinstance(value, Fault):
         return None
     if isinstance(value, float):
         return value if -_MAX_DOUBLE <= value <= _MAX_DOUBLE else None
     if isinstance(value, str):
         return _SURROGATE.sub("\ufffd", value) if has_surrogate(value) else value
+    if isinstance(value, (dict, list, tuple)) and _depth >= MAX_DEPTH:
+        return None
     if isinstance(value, dict):
-        return {scrub(str(k)): scrub(v) for k, v in value.items()}
+        return {scrub(str(k)): scrub(v, _depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [scrub(v) for v in value]
+        return [scrub(v, _depth + 1) for v in value]
     return value
 
 
@@ -259,6 +268,6 @@ def dumps(value: Any) -> str:
         text = _compact.encode(value)
         if _SURROGATE.search(text) is None:
             return text
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):  # RecursionError: nested too deeply for the encoder
         pass
     return _compact.encode(scrub(value))
