@@ -9,6 +9,8 @@
   checks that it is a JSON object carrying `RequestId` (and, for GetBatch and ListBatches, batches in one of the
   five states), made only of strict JSON. Anything else (`{}`, `null`, an array, NaN) is a retriable
   `InvalidResponse`: a proxy or a misconfigured endpoint answered, not IMM.
+  What the function reads of an answer (RequestId, the batch, the listing) it reads from that checked body, never
+  from the SDK's response models: `DaraCore.from_map` swallows a mapping error and leaves the model half built.
 - One SDK client is kept per (endpoint, credentials) and reused while the credentials stay the same, so warm
   invocations keep their connection; new STS keys get a new client.
 - Every error becomes an `ImmError` whose `kind` the apply step maps onto outcome statuses. Messages are built from
@@ -311,19 +313,18 @@ class ImmClient:
     # -- the operations -----------------------------------------------------------------------------------------
     def get_batch(self, project: str, batch_id: str) -> Answer:
         request = _build(lambda m: m.GetBatchRequest(project_name=project, id=batch_id))
-        response, attempts = self._call("GetBatch", "get_batch_with_options", request)
-        body = _answers.body  # checked: a dict with RequestId and a Batch in one of the five states
-        return Answer(attempts, response.body.request_id, batch=body["Batch"])
+        body, attempts = self._call("GetBatch", "get_batch_with_options", request)
+        return Answer(attempts, body["RequestId"], batch=body["Batch"])  # checked: a Batch in one of the five states
 
     def update_batch(self, project: str, batch_id: str, changes: dict[str, Any]) -> Answer:
         request = _build(update_request, project, batch_id, changes)
-        response, attempts = self._call("UpdateBatch", "update_batch_with_options", request)
-        return Answer(attempts, response.body.request_id)
+        body, attempts = self._call("UpdateBatch", "update_batch_with_options", request)
+        return Answer(attempts, body["RequestId"])
 
     def resume_batch(self, project: str, batch_id: str) -> Answer:
         request = _build(lambda m: m.ResumeBatchRequest(project_name=project, id=batch_id))
-        response, attempts = self._call("ResumeBatch", "resume_batch_with_options", request)
-        return Answer(attempts, response.body.request_id)
+        body, attempts = self._call("ResumeBatch", "resume_batch_with_options", request)
+        return Answer(attempts, body["RequestId"])
 
     def list_batches(
         self, project: str, state: str | None, tag_selector: str | None, next_token: str | None, max_results: int = 100
@@ -338,10 +339,10 @@ class ImmClient:
                 max_results=max_results,
             )
         )
-        response, attempts = self._call("ListBatches", "list_batches_with_options", request)
-        body = _answers.body  # checked: every listed batch has an Id and one of the five states
+        body, attempts = self._call("ListBatches", "list_batches_with_options", request)  # checked: every listed
+        # batch has an Id and one of the five states
         batches = list(body.get("Batches") or [])
-        return Answer(attempts, response.body.request_id, batches=batches, next_token=body.get("NextToken") or None)
+        return Answer(attempts, body["RequestId"], batches=batches, next_token=body.get("NextToken") or None)
 
     # -- one call, with its retries -------------------------------------------------------------------------------
     def _call(self, action: str, method: str, request: Any) -> tuple[Any, int]:
@@ -354,10 +355,21 @@ class ImmClient:
                 *attempt_timeouts(int(left_s * 1000), self.connect_timeout_ms, self.read_timeout_ms)
             )
             used = self.credentials  # the keys this attempt signs with (client_for reads them)
+            _answers.body = None
             try:
-                return getattr(client_for(self), method)(request, runtime)
+                getattr(client_for(self), method)(request, runtime)
+                error = None
             except Exception as exc:
-                error = classify(exc)
+                # An exception after IMM's answer was checked comes from the SDK's own handling of it: the call
+                # succeeded at IMM, so it is not reported as a failure (nothing here reads the SDK's models).
+                error = classify(exc) if _answers.body is None else None
+            if error is None:
+                if _answers.body is not None:
+                    # IMM's checked answer, as sent: the SDK's response model is not read, since
+                    # `DaraCore.from_map` leaves it half built (`body` None) when the answer holds a shape the
+                    # model does not expect (an Actions item that is not an object).
+                    return _answers.body
+                error = ImmError(Kind.LOCAL, "ClientError", "the IMM SDK returned without an answer")
             if error.kind is Kind.TOKEN_EXPIRED and self.refresh_credentials is not None:
                 with _refresh_lock:
                     # Fetched once per invocation; a call of another thread refused with the same old keys

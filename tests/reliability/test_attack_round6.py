@@ -14,9 +14,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from imm_batch_updater import logs, strictjson
 from tests.conftest import PROJECT, READY
+
+FIXTURES_OK = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 
 
 def _nested(depth: int) -> list:
@@ -59,3 +63,50 @@ def test_the_fallbacks_write_values_nested_deeper_than_any_encoder_goes():
 
     logs.write_all([{"ts": "t", "level": "INFO", "msg": "m", "deep": _nested(5000)}], Stream())
     assert json.loads("".join(lines))["msg"] == "m"
+
+
+# -- answers whose shape the SDK's response models do not expect -------------------------------------------------
+# `DaraCore.from_map` swallows a mapping error and leaves the response model half built (`body` None): the function
+# read `response.body.request_id` from it, so a GetBatch answer with an Actions item that is not an object (or a
+# FastFailPolicy that is a list) raised AttributeError and ended as a final `rejected` InternalError. What the
+# function reads now comes from the checked answer body itself; a generator puts odd shapes in every member.
+ODD = st.recursive(
+    st.one_of(st.integers(-3, 3), st.text(max_size=3), st.booleans(), st.none()),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(["Name", "OSS", "x"]), inner)),
+    max_leaves=6,
+)
+MEMBERS = ["Actions", "Input", "Tags", "Notification", "FastFailPolicy", "CreateTime", "Reason", "Details"]
+
+
+@settings(suppress_health_check=FIXTURES_OK, deadline=None, max_examples=60)
+@given(member=st.sampled_from(MEMBERS), value=ODD, in_action=st.booleans())
+def test_an_answer_the_sdk_models_cannot_map_is_still_read_from_what_imm_sent(invoke, emu, member, value, in_action):
+    emu.faults.clear()
+    batch: dict = {"Id": READY, "State": "Ready"}
+    if in_action:  # inside an Actions item, where the SDK maps FastFailPolicy and Parameters
+        batch["Actions"] = [{"Name": "doc/convert", member: value}, value]
+    else:
+        batch[member] = value
+    emu.faults.inject(
+        "GetBatch", "answer", count=None, status=200, body=json.dumps({"RequestId": "R-G", "Batch": batch}).encode()
+    )
+    emu.faults.inject(
+        "UpdateBatch", "answer", count=None, status=200, body=json.dumps({"RequestId": "R-U", member: value}).encode()
+    )
+    before = len(emu.calls(action="UpdateBatch"))
+    [result] = invoke.direct({"ProjectName": PROJECT, "Id": READY, "Tags": {"odd": "1"}})["results"]
+    emu.faults.clear()
+    assert result["status"] == "updated", result
+    assert result["request_id"] == "R-U" and "diff" in result
+    assert len(emu.calls(action="UpdateBatch")) == before + 1
+
+
+def test_a_listing_the_sdk_models_cannot_map_is_still_read_from_what_imm_sent(invoke, emu):
+    odd = {"Id": READY, "State": "Ready", "Actions": [5, {"Name": "a", "FastFailPolicy": []}], "Tags": {"t": "1"}}
+    body = {"RequestId": "R-L", "Batches": [odd]}
+    emu.faults.inject("ListBatches", "answer", count=None, status=200, body=json.dumps(body).encode())
+    results = invoke.direct({"ProjectName": PROJECT, "Selector": {"TagSelector": "t=1"}, "Tags": {"t": "1", "n": "2"}})
+    emu.faults.clear()
+    [result] = results["results"]
+    assert result["status"] == "updated" and result["batch_id"] == READY, result
+    assert result["diff"]["Tags"]["from"] == {"t": "1"}
