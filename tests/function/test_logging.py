@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import threading
 from typing import NamedTuple
 
 import pytest
@@ -85,3 +87,46 @@ def test_a_stdout_that_cannot_carry_utf8_gets_ascii_lines():
     logs.write_all([{"ts": "t", "msg": "m", "v": "d\u00e9j\u00e0"}], out)
     line = raw.getvalue().decode("ascii")
     assert line.endswith("\n") and strict(line) == {"ts": "t", "msg": "m", "v": "d\u00e9j\u00e0"}
+
+
+# -- a stdout with a file descriptor: the line goes to it as bytes (logs._utf8_fd) ----------------------------------
+def _pipe_stream(encoding="utf-8"):
+    read_fd, write_fd = os.pipe()
+    return os.fdopen(read_fd, "rb"), io.TextIOWrapper(io.FileIO(write_fd, "w"), encoding=encoding)
+
+
+@pytest.mark.parametrize("value", ["d\u00e9j\u00e0", "a\ud800b", float("nan"), 2**70, "\u2028", "x" * 100_000])
+def test_a_real_stdout_gets_the_same_lines_after_what_was_written_before(value):
+    reader, out = _pipe_stream()
+    expected = io.StringIO()
+    records = [{"ts": "t", "msg": "m", "v": value}, {"ts": "t", "msg": "second"}]
+    logs.write_all(records, expected)  # the text path (a StringIO has no descriptor)
+    with reader:
+        out.write("before\n")  # in the stream's buffer, not flushed: it must not come after the log lines
+        got: list[bytes] = []
+        drain = threading.Thread(target=lambda: got.append(reader.read()))  # a 100 kB line fills a pipe
+        drain.start()
+        logs.write_all(records, out)
+        out.close()
+        drain.join(10)
+    assert got[0].decode("utf-8") == "before\n" + expected.getvalue()
+
+
+def test_a_write_that_takes_part_of_the_line_is_completed(monkeypatch):
+    reader, out = _pipe_stream()
+    real_write = os.write
+    monkeypatch.setattr(logs.os, "write", lambda fd, data: real_write(fd, bytes(data[:7])))  # 7 bytes at a time
+    with reader:
+        logs.write_all([{"ts": "t", "msg": "partial", "v": "d\u00e9j\u00e0" * 20}], out)
+        out.close()
+        line = reader.read().decode("utf-8")
+    assert strict(line) == {"ts": "t", "msg": "partial", "v": "d\u00e9j\u00e0" * 20} and line.endswith("\n")
+
+
+def test_a_real_stdout_in_another_encoding_keeps_the_ascii_lines():
+    reader, out = _pipe_stream("latin-1")
+    with reader:
+        logs.write_all([{"ts": "t", "msg": "m", "v": "d\u00e9j\u00e0 \u4e2d"}], out)
+        out.close()
+        line = reader.read().decode("ascii")  # \u escapes only: any reader of any encoding gets the same line
+    assert strict(line) == {"ts": "t", "msg": "m", "v": "d\u00e9j\u00e0 \u4e2d"}
