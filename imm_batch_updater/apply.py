@@ -15,7 +15,7 @@ from typing import Any
 
 from imm_batch_updater.documents import CHANGE_FIELDS, UpdateRequest
 from imm_batch_updater.imm import ImmClient, ImmError, Kind
-from imm_batch_updater.outcome import ErrorInfo, Outcome, Status, replace
+from imm_batch_updater.outcome import ErrorInfo, Outcome, Status
 from imm_batch_updater.retry import attempts_of
 
 UPDATABLE_STATES = frozenset({"Ready", "Failed"})
@@ -217,4 +217,4 @@ def apply_update(request: UpdateRequest, imm: ImmClient, precheck: bool = True) 
 
 def unapplied(request: UpdateRequest, status: Status, code: str, message: str) -> Outcome:
     """An outcome for a request that was never sent (configuration missing, a bug on this side)."""
-    return replace(_outcome(request, status, 0), error=ErrorInfo(code, message))
+    return _outcome(request, status, 0, error=ErrorInfo(code, message))
