@@ -339,14 +339,15 @@ class ImmClient:
                 max_results=max_results,
             )
         )
-        body, attempts = self._call("ListBatches", "list_batches_with_options", request)  # checked: every listed
-        # batch has an Id and one of the five states
+        # Checked: every listed batch has an Id and one of the five states.
+        body, attempts = self._call("ListBatches", "list_batches_with_options", request)
         batches = list(body.get("Batches") or [])
         return Answer(attempts, body["RequestId"], batches=batches, next_token=body.get("NextToken") or None)
 
     # -- one call, with its retries -------------------------------------------------------------------------------
-    def _call(self, action: str, method: str, request: Any) -> tuple[Any, int]:
-        """The SDK client's `method` (e.g. `update_batch_with_options`) called with `request`, with retries."""
+    def _call(self, action: str, method: str, request: Any) -> tuple[dict[str, Any], int]:
+        """IMM's checked answer body to the SDK client's `method` (e.g. `update_batch_with_options`) called with
+        `request`, with retries; and the number of attempts."""
 
         def attempt(left_s: float) -> Any:
             if self.pacer is not None and not self.pacer.acquire(self.deadline.expires_at - retry.MIN_ATTEMPT_S):
@@ -356,19 +357,17 @@ class ImmClient:
             )
             used = self.credentials  # the keys this attempt signs with (client_for reads them)
             _answers.body = None
+            error: ImmError | None = None
             try:
                 getattr(client_for(self), method)(request, runtime)
-                error = None
             except Exception as exc:
-                # An exception after IMM's answer was checked comes from the SDK's own handling of it: the call
-                # succeeded at IMM, so it is not reported as a failure (nothing here reads the SDK's models).
-                error = classify(exc) if _answers.body is None else None
+                error = classify(exc)  # not the exception itself, which holds the signed request
+            if _answers.body is not None:
+                # IMM's checked answer, as sent, whatever the SDK did with it afterwards: its response model is not
+                # read, since `DaraCore.from_map` leaves it half built (`body` None) when the answer holds a shape
+                # the model does not expect (an Actions item that is not an object).
+                return _answers.body
             if error is None:
-                if _answers.body is not None:
-                    # IMM's checked answer, as sent: the SDK's response model is not read, since
-                    # `DaraCore.from_map` leaves it half built (`body` None) when the answer holds a shape the
-                    # model does not expect (an Actions item that is not an object).
-                    return _answers.body
                 error = ImmError(Kind.LOCAL, "ClientError", "the IMM SDK returned without an answer")
             if error.kind is Kind.TOKEN_EXPIRED and self.refresh_credentials is not None:
                 with _refresh_lock:
