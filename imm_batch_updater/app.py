@@ -84,7 +84,7 @@ class App:
             items: list[Item] = []
             for message in messages:
                 items.extend(documents_of(message, ctx.settings))
-            return self._apply_requests(items, ctx)
+            return self._apply_requests(items, ctx)[0]
         items = []
         spans: list[tuple[int, int]] = []  # with repeats, per message: its items, items[start:end]
         for position, message in enumerate(messages):
@@ -95,8 +95,7 @@ class App:
                 spans.append((start, len(items)))
             else:
                 spans.append(spans[first])  # a repeat: the first copy's results, without applying it again
-        sizes: list[int] = []  # per item, its outcomes (a selector has one per matched batch)
-        done_items = self._apply_requests(items, ctx, sizes)
+        done_items, sizes = self._apply_requests(items, ctx)
         ends = [0]
         for size in sizes:
             ends.append(ends[-1] + size)
@@ -106,25 +105,21 @@ class App:
             outcomes.extend(done if first is None else [replace(o, attempts=0, duplicate=True) for o in done])
         return outcomes
 
-    def _apply_requests(
-        self, items: list[Item], ctx: InvocationContext, sizes: list[int] | None = None
-    ) -> list[Outcome]:
-        """`items` with every UpdateRequest replaced by its outcome(s): a selector by one per matched batch. When
-        `sizes` is given, the number of outcomes of each item is appended to it (in the order of `items`)."""
+    def _apply_requests(self, items: list[Item], ctx: InvocationContext) -> tuple[list[Outcome], list[int]]:
+        """`items` with every UpdateRequest replaced by its outcome(s): a selector by one per matched batch; and the
+        number of outcomes of each item (in the order of `items`)."""
         settings = ctx.settings
-        if sizes is None:
-            sizes = []
+        sizes: list[int] = []
         requests = [i for i in items if isinstance(i, UpdateRequest)]
         if not requests:  # nothing to send (every document was refused)
-            sizes.extend(1 for _ in items)
-            return [i for i in items if isinstance(i, Outcome)]
+            return [i for i in items if isinstance(i, Outcome)], [1] * len(items)
         try:
             imm = self._imm_client(ctx, len(requests))
         except (CredentialsUnavailable, EndpointUnknown) as exc:
             code = "ConfigurationError" if isinstance(exc, EndpointUnknown) else "CredentialsUnavailable"
             logs.error("cannot call IMM", request_id=ctx.request_id, error_code=code, error_message=str(exc))
-            sizes.extend(1 for _ in items)
-            return [i if isinstance(i, Outcome) else unapplied(i, Status.FAILED, code, str(exc)) for i in items]
+            failed = [i if isinstance(i, Outcome) else unapplied(i, Status.FAILED, code, str(exc)) for i in items]
+            return failed, [1] * len(items)
 
         flat: list[Item] = []
         fan_out: list[tuple[int, int]] = []  # selections large enough for the work queue: flat[start:end]
@@ -157,7 +152,7 @@ class App:
                 logs.error("unexpected error", request_id=ctx.request_id, error_type=type(exc).__name__)
                 return unapplied(request, Status.REJECTED, "InternalError", f"unexpected error: {type(exc).__name__}")
 
-        return process(flat, apply, settings.concurrency)
+        return process(flat, apply, settings.concurrency), sizes
 
     @staticmethod
     def _imm_client(ctx: InvocationContext, documents: int) -> ImmClient:
