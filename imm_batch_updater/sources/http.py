@@ -212,12 +212,13 @@ class HttpSource:
 
         decoded = decode_body(raw, "the HTTP body", settings.max_body_bytes, base64_allowed=False)
         # Every message becomes an outcome (logged, sent to the sinks), a body too large included.
-        return Delivery([Message.of(self.name, msg_id or ctx.request_id, decoded)], state=replay_key)
+        state = (msg_id, replay_key) if replay_key is not None else None  # for `answer`: what to remember, under what
+        return Delivery([Message.of(self.name, msg_id or ctx.request_id, decoded)], state=state)
 
     def answer(self, delivery: Delivery, outcomes: list[Outcome], ctx: Context) -> Any:
         answer = response(http_status_for(outcomes), {"results": [o.to_dict() for o in outcomes]})
-        key = delivery.state
-        if key is not None and all(o.final for o in outcomes) and not self.replay.remember(key, answer):
-            msg_id = key.rsplit(" ", 1)[0]
-            logs.info("answer too large to remember for replays", request_id=ctx.request_id, message_id=msg_id)
+        if delivery.state is not None and all(o.final for o in outcomes):
+            msg_id, replay_key = delivery.state
+            if not self.replay.remember(replay_key, answer):
+                logs.info("answer too large to remember for replays", request_id=ctx.request_id, message_id=msg_id)
         return answer
