@@ -16,8 +16,7 @@ A message holds at most MAX_DOCUMENTS (default 100) documents: more than `--per-
 What cannot be undone this way is listed on stderr: a field the batch did not have before (UpdateBatch cannot
 remove one; `from` is null), a `Resume` (a resumed batch is not suspended again), and a batch whose values before
 the request schema refuses (IMM may hold more than the 50 tags a document may carry): no document is written for
-it, since the function would refuse it as `invalid`. Development tool: never
-deployed.
+it, since the function would refuse it as `invalid`. Development tool: never deployed.
 """
 
 from __future__ import annotations
@@ -29,9 +28,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from imm_batch_updater.documents import CHANGE_FIELDS
 from imm_batch_updater.validation import validate
-
-CHANGE_FIELDS = ("Input", "Actions", "Tags")
 
 
 def results_in(text: str) -> list[dict[str, Any]]:
