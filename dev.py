@@ -8,7 +8,8 @@ the first time (and again whenever a requirements file changes).
     python3 dev.py test [ARGS]       # ruff, mypy (when pyproject.toml configures it), then pytest on this Python
     python3 dev.py test --all-pythons [ARGS]
                                      # the same, then pytest again on Python 3.10 (FC's runtime) and 3.12 when
-                                     # they are installed (pyenv or pythonX.Y on PATH): what CI runs
+                                     # they are installed (pyenv or pythonX.Y on PATH), with a tenth of the
+                                     # generated examples (HYPOTHESIS_PROFILE=compat): what CI runs
     python3 dev.py invoke EVENT_FILE # run one trigger event through the handler (the local `s local invoke`)
     python3 dev.py sign FILE         # print a Standard Webhooks-signed curl for FILE (export WEBHOOK_SECRET first)
     python3 dev.py emulator          # only the emulator (IMM + OSS + MNS) on 127.0.0.1:9100
@@ -160,8 +161,8 @@ def find_python(version: str) -> str | None:
 
 
 # -- commands ------------------------------------------------------------------------------------------------------
-def run(py: Path, args: list[str]) -> int:
-    return subprocess.run([str(py), *args], cwd=ROOT).returncode
+def run(py: Path, args: list[str], env: dict[str, str] | None = None) -> int:
+    return subprocess.run([str(py), *args], cwd=ROOT, env={**os.environ, **env} if env else None).returncode
 
 
 def replace_with(py: Path, args: list[str]) -> int:
@@ -217,6 +218,9 @@ def test(args: list[str]) -> int:
     steps = "ruff, pytest" if mypy_args() is None else "ruff, mypy, pytest"
     report = [f"ran    {default_version:8} {VENV.name:14} {steps}: {'passed' if code == 0 else 'FAILED'}"]
     if all_pythons:
+        # The other interpreters' passes run every test with a tenth of the generated examples (tests/conftest.py:
+        # the default profile is derandomized, so they would draw the same examples again), unless one is chosen.
+        profile = os.environ.get("HYPOTHESIS_PROFILE", "compat")
         for version in MATRIX:
             if ".".join(default_version.split(".")[:2]) == version:
                 report.append(f"ran    {version:8} {'':14} (the default interpreter above)")
@@ -230,8 +234,8 @@ def test(args: list[str]) -> int:
                 continue
             vpy = ensure_venv(base, version)
             full = version_of(vpy)
-            say(f"== pytest on Python {full} ({venv_for(version).name})")
-            result = run(vpy, ["-m", "pytest", *args])
+            say(f"== pytest on Python {full} ({venv_for(version).name}, hypothesis profile {profile})")
+            result = run(vpy, ["-m", "pytest", *args], env={"HYPOTHESIS_PROFILE": profile})
             outcome = "passed" if result == 0 else "FAILED"
             report.append(f"ran    {full:8} {venv_for(version).name:14} pytest: {outcome}")
             code = code or result

@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import PROJECT
+from tests.conftest import PROJECT, examples
 from tests.triggers.events import cloud_event, run
 
 # Values Python's == (or a normalisation that drops empty members) could take for one another.
@@ -35,7 +35,7 @@ def _same_json_value(a: Any, b: Any) -> bool:
 @settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     deadline=None,
-    max_examples=40,
+    max_examples=examples(40),
 )
 @given(ops=OPS, start=VALUES)
 def test_the_last_document_for_each_batch_wins(invoke, emu, ops, start):
@@ -61,7 +61,7 @@ def test_the_last_document_for_each_batch_wins(invoke, emu, ops, start):
 @settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     deadline=None,
-    max_examples=40,
+    max_examples=examples(40),
 )
 @given(ops=OPS, repeats=st.lists(st.integers(0, 5), max_size=3), start=VALUES)
 def test_a_queue_push_with_repeated_messages_keeps_each_result_in_place(invoke, emu, ops, repeats, start):

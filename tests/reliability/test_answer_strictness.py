@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from imm_batch_updater.imm import _not_strict
+from tests.conftest import examples
 
 
 def exact(body):
@@ -46,7 +47,7 @@ VALUES = st.recursive(
 )
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(body=st.dictionaries(TEXT, VALUES, max_size=5))
 def test_the_quick_path_decides_as_the_exact_check(body):
     assert _not_strict(body) == exact(body)

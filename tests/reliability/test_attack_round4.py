@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from devtools.revert import revert_documents
 from imm_batch_updater.ratelimit import Pacer
+from tests.conftest import examples
 
 FLEET = "round4-project"
 
@@ -96,7 +97,9 @@ def _snapshot(emu, ids):
 
 
 @settings(
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow], deadline=None, max_examples=30
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    deadline=None,
+    max_examples=examples(30),
 )
 @given(
     fleet=st.lists(st.tuples(st.sampled_from(["Ready", "Failed"]), _inputs, _actions, _tags), min_size=1, max_size=5),

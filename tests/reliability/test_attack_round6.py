@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from imm_batch_updater import logs, strictjson
-from tests.conftest import PROJECT, READY
+from tests.conftest import PROJECT, READY, examples
 
 FIXTURES_OK = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 
@@ -78,7 +78,7 @@ ODD = st.recursive(
 MEMBERS = ["Actions", "Input", "Tags", "Notification", "FastFailPolicy", "CreateTime", "Reason", "Details"]
 
 
-@settings(suppress_health_check=FIXTURES_OK, deadline=None, max_examples=60)
+@settings(suppress_health_check=FIXTURES_OK, deadline=None, max_examples=examples(60))
 @given(member=st.sampled_from(MEMBERS), value=ODD, in_action=st.booleans())
 def test_an_answer_the_sdk_models_cannot_map_is_still_read_from_what_imm_sent(invoke, emu, member, value, in_action):
     emu.faults.clear()

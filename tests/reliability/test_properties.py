@@ -18,7 +18,7 @@ from hypothesis_jsonschema import from_schema
 
 from imm_batch_updater.apply import holds
 from imm_batch_updater.validation import schema, validate
-from tests.conftest import PROJECT, READY
+from tests.conftest import PROJECT, READY, examples
 
 VALID = from_schema(schema())
 FIXTURES_OK = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large]
@@ -30,7 +30,7 @@ def test_generated_documents_are_valid(doc):
     assert validate(doc) == []
 
 
-@settings(suppress_health_check=FIXTURES_OK, deadline=None, max_examples=60)
+@settings(suppress_health_check=FIXTURES_OK, deadline=None, max_examples=examples(60))
 @given(doc=VALID)
 def test_valid_documents_reach_imm_with_exactly_their_fields(invoke, emu, doc):
     doc = {k: v for k, v in doc.items() if k not in ("Selector", "MaxBatches")}  # one batch: this one
@@ -151,7 +151,7 @@ def _full_valid(doc) -> bool:
     return not list(_describer().iter_errors(doc))
 
 
-@settings(suppress_health_check=FIXTURES_OK, deadline=None, max_examples=300)
+@settings(suppress_health_check=FIXTURES_OK, deadline=None, max_examples=examples(300))
 @given(case=st.one_of(VALID.map(lambda d: (d, "")), mutated()))
 def test_fast_and_full_validators_agree(case):
     """The fastjsonschema decision and jsonschema's report never disagree on validity."""
@@ -203,7 +203,7 @@ def tricky_documents(draw):
     return doc, path
 
 
-@settings(suppress_health_check=FIXTURES_OK, deadline=None, max_examples=600)
+@settings(suppress_health_check=FIXTURES_OK, deadline=None, max_examples=examples(600))
 @given(case=tricky_documents())
 def test_validators_agree_on_strings_that_tell_regex_dialects_apart(case):
     """One validity decision: whatever the string, both validators say the same, and a pattern field that ends
@@ -306,7 +306,7 @@ def _batch_and_changes(draw):
     return batch, changes
 
 
-@settings(suppress_health_check=FIXTURES_OK, deadline=None, max_examples=400)
+@settings(suppress_health_check=FIXTURES_OK, deadline=None, max_examples=examples(400))
 @given(case=_batch_and_changes())
 def test_diff_is_the_reference_diff_and_a_batch_that_holds_its_values_has_none(case):
     """`apply_update` computes `holds` only when the diff is empty (the usual update has one): that is exact only

@@ -26,10 +26,10 @@ from hypothesis import strategies as st
 
 import handler
 from imm_batch_updater.webhooks import sign
-from tests.conftest import PROJECT, READY, StsKey, fc_context, http_event, new_secret
+from tests.conftest import PROJECT, READY, StsKey, examples, fc_context, http_event, new_secret
 
 SETTINGS = settings(
-    max_examples=400,
+    max_examples=examples(400),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
