@@ -65,3 +65,20 @@ def test_segments_tool_prints_every_segment_and_compares_a_patch(tmp_path):
     assert "answer" in rows and "total without the SDK calls" in rows
     a, b, delta = (float(x) for x in rows["outcome"])
     assert delta > 50, proc.stdout  # the patch's ~0.3 ms of extra work shows in its own segment, in B only
+
+
+def test_essential_tool_prints_the_three_timings_and_the_pipeline_share():
+    """`python -m bench.essential` (bench/README.md) runs the handler and the flat essential steps against the
+    emulator (each must answer `updated`, or the tool fails) and prints one row for each."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IMM_", "ALIBABA_CLOUD_", "RESULT_"))}
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.essential", "40"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = {line[:24].strip(): line[24:].split() for line in proc.stdout.splitlines()[1:]}
+    assert set(rows) == {"bare SDK call", "handler", "essential", "the pipeline around it"}, proc.stdout
+    assert float(rows["bare SDK call"][1]) == 1.0
+    handler_us, essential_us, pipeline_us = (
+        float(rows[k][0]) for k in ("handler", "essential", "the pipeline around it")
+    )
+    assert abs(handler_us - essential_us - pipeline_us) < 0.2, proc.stdout
