@@ -31,11 +31,15 @@ def _default(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else str(value)
 
 
-def _line(record: dict[str, Any]) -> bytes:
-    # orjson (not the standard encoder): the log line is written for every update, and encoding it was the
-    # largest part of the function's own work between two IMM calls (see bench/README.md). Output: compact
-    # UTF-8, NaN and Infinity as null.
-    return orjson.dumps(record, default=_default, option=orjson.OPT_APPEND_NEWLINE)
+# orjson (not the standard encoder): the log line is written for every update, and encoding it was the largest part
+# of the function's own work between two IMM calls (see bench/README.md). Output: compact UTF-8, NaN and Infinity
+# as null.
+_dumps = orjson.dumps
+_LINE_OPTIONS = orjson.OPT_APPEND_NEWLINE
+
+
+def _lines(records: list[dict[str, Any]]) -> bytes:
+    return b"".join([_dumps(r, default=_default, option=_LINE_OPTIONS) for r in records])
 
 
 def _scrubbed(records: list[dict[str, Any]]) -> str:
@@ -74,8 +78,8 @@ def write_all(records: list[dict[str, Any]], stream: TextIO | None = None) -> No
     if not records:
         return
     data: bytes | None
-    try:
-        data = _line(records[0]) if len(records) == 1 else b"".join(map(_line, records))
+    try:  # one record (every update's outcome line) without the extra call of `_line`: bench/README.md
+        data = _dumps(records[0], default=_default, option=_LINE_OPTIONS) if len(records) == 1 else _lines(records)
     except orjson.JSONEncodeError:
         data = None
     out = stream or sys.stdout
@@ -84,7 +88,9 @@ def write_all(records: list[dict[str, Any]], stream: TextIO | None = None) -> No
             # The UTF-8 bytes straight to the file descriptor: what the text stream would write, without encoding
             # the line back and forth through its two buffers (about 2 us of every update: bench/README.md).
             out.flush()  # anything written to the stream before goes out first
-            _write_fd(fd, data)
+            written = os.write(fd, data)
+            if written < len(data):  # a write may take fewer bytes than given (a pipe, a signal): the rest follows
+                _write_fd(fd, data[written:])
             return
         try:
             out.write(data.decode() if data is not None else _scrubbed(records))
@@ -113,7 +119,7 @@ def _utf8_fd(out: TextIO) -> int | None:
 
 def _write_fd(fd: int, data: bytes) -> None:
     view = memoryview(data)
-    while view:  # a write may take fewer bytes than given (a pipe, a signal): the rest follows
+    while view:
         view = view[os.write(fd, view) :]
 
 
