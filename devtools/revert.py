@@ -95,7 +95,10 @@ def revert_documents(
             if name in CHANGE_FIELDS and isinstance(change, dict) and name not in fields:
                 fields[name] = change.get("from")
         if result.get("resumed"):
-            notes.append(f"{key[0]}/{key[1]}: was resumed; reverting its fields does not suspend it")
+            notes.append(
+                f"{key[0]}/{key[1]}: was resumed; reverting its fields does not stop it, and IMM updates only Ready"
+                " and Failed batches: the revert answers `conflict` while it runs, is suspended or has succeeded"
+            )
     documents = []
     for (project, batch_id), fields in before.items():
         restorable = {k: v for k, v in fields.items() if v is not None}

@@ -119,3 +119,24 @@ def test_values_before_that_the_schema_refuses_are_said_not_written(invoke, emu)
     assert any(crowded in n and "/Tags" in n and "at most 50" in n for n in notes), notes
     assert any(long_key in n and "/Tags" in n for n in notes), notes
     assert invoke.direct(documents)["results"][0]["status"] == "updated"
+
+
+def test_the_revert_of_a_resumed_batch_is_a_conflict_until_the_batch_fails_again(invoke, emu):
+    """What the note on a resumed batch says: IMM updates only Ready and Failed batches (emulator/imm.py
+    ALLOWED_STATES, from IMM's API reference), so the revert is a `conflict` while the batch runs or is suspended,
+    and puts the values back once it has failed."""
+    [batch_id] = emu.imm.create_batches(FLEET, 1, state="Failed", tags={"v": "0"})
+    results = invoke.direct({"ProjectName": FLEET, "Id": batch_id, "Tags": {"v": "1"}, "Resume": True})
+    assert results["results"][0]["resumed"] is True
+    documents, notes = revert_documents(results["results"])
+    assert documents == [{"ProjectName": FLEET, "Id": batch_id, "Tags": {"v": "0"}}]
+    [note] = notes
+    assert "was resumed" in note and "only Ready and Failed" in note and "`conflict`" in note
+    for state in ("Running", "Suspended", "Succeeded"):
+        emu.imm.set_state(FLEET, batch_id, state)
+        refused = invoke.direct(documents[0])["results"][0]
+        assert refused["status"] == "conflict", (state, refused)
+    emu.imm.set_state(FLEET, batch_id, "Failed")
+    applied = invoke.direct(documents[0])["results"][0]
+    assert applied["status"] == "updated", applied
+    assert emu.imm.list_batches(FLEET)[0]["Tags"] == {"v": "0"}
