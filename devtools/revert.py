@@ -157,14 +157,19 @@ def main(argv: list[str] | None = None) -> int:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("results", help="results file: the function's answer, a JSON array, or outcome log lines")
+    parser.add_argument(
+        "results", help="results file (- for standard input): the function's answer, a JSON array, or outcome log lines"
+    )
     parser.add_argument("--dry-run", action="store_true", help='add "DryRun": true to every document')
     parser.add_argument("--per-file", type=int, default=100, help="documents per message (MAX_DOCUMENTS, default 100)")
     parser.add_argument("--out-dir", help="write revert-001.json, ... (each at most --per-file documents) here")
     args = parser.parse_args(argv)
     try:
-        with open(args.results, encoding="utf-8") as file:
-            results = results_in(file.read())
+        if args.results == "-":  # e.g. exported log lines piped in
+            results = results_in(sys.stdin.buffer.read().decode("utf-8"))
+        else:
+            with open(args.results, encoding="utf-8") as file:
+                results = results_in(file.read())
     except OSError as exc:
         print(f"dev.py revert: cannot read {args.results}: {exc.strerror or exc}", file=sys.stderr)
         return 2

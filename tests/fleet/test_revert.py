@@ -140,3 +140,16 @@ def test_the_revert_of_a_resumed_batch_is_a_conflict_until_the_batch_fails_again
     applied = invoke.direct(documents[0])["results"][0]
     assert applied["status"] == "updated", applied
     assert emu.imm.list_batches(FLEET)[0]["Tags"] == {"v": "0"}
+
+
+def test_revert_reads_standard_input_for_dash(invoke, emu, capsys):
+    """`dev.py revert -`: outcome log lines piped in (e.g. from an SLS export) give the same documents."""
+    [batch_id] = emu.imm.create_batches(FLEET, 1, state="Ready", tags={"v": "0"})
+    capsys.readouterr()
+    invoke.direct({"ProjectName": FLEET, "Id": batch_id, "Tags": {"v": "1"}})
+    lines = capsys.readouterr().out
+    proc = subprocess.run(
+        [sys.executable, "-m", "devtools.revert", "-"], cwd=ROOT, input=lines, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == [{"ProjectName": FLEET, "Id": batch_id, "Tags": {"v": "0"}}]
