@@ -62,3 +62,27 @@ def test_get_and_resume_send_project_and_id_only(invoke, emu, sts):
     assert dict(parse_qsl(get_call.query)).items() >= {"Id": FAILED, "ProjectName": PROJECT}.items()
     assert dict(parse_qsl(resume_call.body.decode())) == {"Id": FAILED, "ProjectName": PROJECT}
     assert {c.signing for c in emu.calls(service="imm")} == {"ACS3-HMAC-SHA256"}
+
+
+def test_the_app_builds_its_imm_client_with_each_value_in_its_field(fn_env, sts, monkeypatch):
+    # App._imm_client calls ImmClient positionally (bench/README.md): every value must still land in its field.
+    from imm_batch_updater.app import App
+    from imm_batch_updater.config import Settings
+    from imm_batch_updater.context import InvocationContext
+    from tests.conftest import fc_context
+
+    monkeypatch.setenv("IMM_MAX_QPS", "5")
+    Settings.reload()
+    try:
+        ctx = InvocationContext(fc_context(sts), Settings.current())
+        client = App._imm_client(ctx, 3)
+    finally:
+        Settings.reload()
+    assert client.endpoint.url == "http://" + str(ctx.settings.imm_endpoint) and client.region == "cn-hangzhou"
+    assert client.credentials.access_key_id == sts.access_key_id and client.deadline is ctx.deadline
+    assert (client.connect_timeout_ms, client.read_timeout_ms) == (
+        ctx.settings.connect_timeout_ms,
+        ctx.settings.read_timeout_ms,
+    )
+    assert client.policy.max_attempts == ctx.settings.max_attempts and client.budget is not None
+    assert client.refresh_credentials == ctx.credentials and client.pacer is not None

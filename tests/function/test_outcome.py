@@ -38,3 +38,39 @@ def test_an_outcome_cannot_be_changed():
     with pytest.raises(dataclasses.FrozenInstanceError):
         del outcome.project  # type: ignore[misc]
     assert outcome == Outcome(Status.UPDATED, "p", "b") and hash(outcome.status)
+
+
+def test_apply_outcome_passes_each_value_to_its_own_field():
+    # apply._outcome calls Outcome positionally (bench/README.md): every value must still land in its field.
+    from imm_batch_updater.apply import _outcome
+    from imm_batch_updater.documents import UpdateRequest
+
+    request = UpdateRequest("p", "b", {}, source="s", message_id="m", index=3)
+    error, diff = ErrorInfo("C", "msg"), {"Tags": {"from": None, "to": {}}}
+    made = _outcome(request, Status.FAILED, 2, error=error, resumed=True, diff=diff, state="Ready", request_id="r")
+    expected = Outcome(
+        Status.FAILED,
+        project="p",
+        batch_id="b",
+        error=error,
+        resumed=True,
+        diff=diff,
+        state="Ready",
+        attempts=2,
+        request_id="r",
+        source="s",
+        message_id="m",
+        index=3,
+    )
+    assert made == expected
+    assert _outcome(request, Status.UPDATED, 1, unchanged=True) == replace(
+        expected,
+        status=Status.UPDATED,
+        error=None,
+        resumed=None,
+        diff=None,
+        state=None,
+        attempts=1,
+        request_id=None,
+        unchanged=True,
+    )
