@@ -49,7 +49,7 @@ class Deadline:
     @classmethod
     def for_timeout(cls, timeout_s: float) -> Deadline:
         """The function timeout minus a safety margin (10 %, at least 0.5 s and at most 5 s)."""
-        # Comparisons instead of min() and max(), which cost about 80 ns a call on CPython 3.10-3.12 (this runs on
+        # Comparisons instead of min() and max(), which cost about 80 ns a call on CPython 3.11 (this runs on
         # every invocation, attempt_timeouts on every IMM call: bench/README.md). The same values.
         margin = timeout_s * MARGIN_FRACTION
         margin = MIN_MARGIN_S if margin < MIN_MARGIN_S else MAX_MARGIN_S if margin > MAX_MARGIN_S else margin
