@@ -6,13 +6,16 @@ import io
 import json
 import os
 import threading
+import time
 from typing import NamedTuple
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from imm_batch_updater import logs, strictjson
 from imm_batch_updater.app import DeliveryIncomplete
-from tests.conftest import PROJECT, READY, RUNNING, fc_context
+from tests.conftest import PROJECT, READY, RUNNING, examples, fc_context
 
 
 def lines(capsys):
@@ -130,3 +133,16 @@ def test_a_real_stdout_in_another_encoding_keeps_the_ascii_lines():
         out.close()
         line = reader.read().decode("ascii")  # \u escapes only: any reader of any encoding gets the same line
     assert strict(line) == {"ts": "t", "msg": "m", "v": "d\u00e9j\u00e0 \u4e2d"}
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(now=st.floats(min_value=0, max_value=4_102_444_800, allow_nan=False))  # up to 2100-01-01
+def test_the_timestamp_is_the_utc_time_to_the_millisecond(now):
+    """`ts`: "%Y-%m-%dT%H:%M:%S.mmmZ" of the time the line is written, the milliseconds truncated (logs.timestamp
+    takes them from a table and caches the seconds' text: the same text as formatting it whole)."""
+    import unittest.mock
+
+    expected = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+    with unittest.mock.patch.object(logs.time, "time", return_value=now):
+        assert logs.timestamp() == expected
+        assert logs.timestamp() == expected  # the second from the cache
