@@ -130,6 +130,19 @@ def webhook_secrets(raw: str | None, warnings: list[str]) -> tuple[str, ...]:
 SINK_FILTERS = ("all", "failures", "dead_letters")
 
 
+def sink_filter(env: Mapping[str, str], name: str, warnings: list[str]) -> str | None:
+    """A sink's own filter (`RESULT_MNS_FILTER`, ...), or None to use RESULT_SINK_FILTER: when it is unset, and when
+    it is malformed (its default is RESULT_SINK_FILTER, so a typo must not widen the sink to every outcome)."""
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return None
+    value = raw.strip().lower().replace("-", "_")
+    if value not in SINK_FILTERS:
+        warnings.append(f"{name} must be one of {', '.join(SINK_FILTERS)}; using RESULT_SINK_FILTER")
+        return None
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     # IMM

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from imm_batch_updater.config import SINK_FILTERS, env_choice, text
+from imm_batch_updater.config import sink_filter, text
 from imm_batch_updater.context import Context, Endpoint, EndpointUnknown, endpoint
 from imm_batch_updater.outcome import Outcome
 from imm_batch_updater.sinks.base import (
@@ -101,11 +101,10 @@ def configure(env: Mapping[str, str], warnings: list[str]) -> Config | None:
     function = text(env, "RESULT_FC_FUNCTION")
     if function is None:
         return None
-    mode = env.get("RESULT_FC_FILTER")
     return Config(
         function,
         text(env, "RESULT_FC_ENDPOINT"),
-        env_choice(mode, "RESULT_FC_FILTER", SINK_FILTERS, "all", warnings) if mode and mode.strip() else None,
+        sink_filter(env, "RESULT_FC_FILTER", warnings),
     )
 
 

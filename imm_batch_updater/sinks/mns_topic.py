@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from imm_batch_updater import mns_client
-from imm_batch_updater.config import SINK_FILTERS, env_choice, text, topic_name
+from imm_batch_updater.config import sink_filter, text, topic_name
 from imm_batch_updater.context import Context, EndpointUnknown, endpoint
 from imm_batch_updater.outcome import Outcome
 from imm_batch_updater.sinks.base import (
@@ -69,11 +69,10 @@ def configure(env: Mapping[str, str], warnings: list[str]) -> Config | None:
     topic = text(env, "RESULT_MNS_TOPIC")
     if topic is None:
         return None
-    mode = env.get("RESULT_MNS_FILTER")
     return Config(
         topic,
         text(env, "RESULT_MNS_ENDPOINT"),
-        env_choice(mode, "RESULT_MNS_FILTER", SINK_FILTERS, "all", warnings) if mode and mode.strip() else None,
+        sink_filter(env, "RESULT_MNS_FILTER", warnings),
     )
 
 

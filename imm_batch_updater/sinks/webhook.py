@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from imm_batch_updater.config import SINK_FILTERS, env_choice, text
+from imm_batch_updater.config import sink_filter, text
 from imm_batch_updater.context import Context
 from imm_batch_updater.outcome import Outcome
 from imm_batch_updater.sinks.base import (
@@ -79,11 +79,10 @@ def configure(env: Mapping[str, str], warnings: list[str]) -> Config | None:
     url = text(env, "RESULT_WEBHOOK_URL")
     if url is None:
         return None
-    mode = env.get("RESULT_WEBHOOK_FILTER")
     return Config(
         url,
         text(env, "RESULT_WEBHOOK_SECRET"),
-        env_choice(mode, "RESULT_WEBHOOK_FILTER", SINK_FILTERS, "all", warnings) if mode and mode.strip() else None,
+        sink_filter(env, "RESULT_WEBHOOK_FILTER", warnings),
     )
 
 

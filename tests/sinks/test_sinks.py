@@ -67,8 +67,26 @@ def test_an_unknown_filter_falls_back_to_all_with_a_warning():
         {"RESULT_SINK_FILTER": "only-good-news", "RESULT_MNS_TOPIC": "t", "RESULT_MNS_FILTER": "bogus"}
     )
     [mns] = settings.sinks
-    assert settings.sink_filter == "all" and mns.filter == "all"
+    assert settings.sink_filter == "all" and (mns.filter or settings.sink_filter) == "all"
     assert len(settings.warnings) == 2 and any("RESULT_SINK_FILTER" in w for w in settings.warnings)
+
+
+@pytest.mark.parametrize(
+    ("enable", "variable"),
+    [
+        ({"RESULT_MNS_TOPIC": "t"}, "RESULT_MNS_FILTER"),
+        ({"RESULT_WEBHOOK_URL": "https://example.com/h"}, "RESULT_WEBHOOK_FILTER"),
+        ({"RESULT_FC_FUNCTION": "other"}, "RESULT_FC_FILTER"),
+    ],
+)
+def test_an_unknown_per_sink_filter_falls_back_to_result_sink_filter(enable, variable):
+    # A per-sink filter's default is RESULT_SINK_FILTER (README, docs/deploy.md 13), and a malformed value falls back
+    # to the default: a typo must not widen a sink from dead letters to every outcome.
+    settings = Settings.from_env({"RESULT_SINK_FILTER": "dead_letters", variable: "dead-leters", **enable})
+    [sink] = settings.sinks
+    assert (sink.filter or settings.sink_filter) == "dead_letters"
+    [warning] = settings.warnings
+    assert variable in warning and "using RESULT_SINK_FILTER" in warning
 
 
 @pytest.mark.parametrize(
