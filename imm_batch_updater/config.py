@@ -103,6 +103,16 @@ def project_name(raw: str | None, warnings: list[str]) -> str | None:
     return None
 
 
+def oss_object_limit(raw: str | None, max_body_bytes: int, warnings: list[str]) -> int | None:
+    """OSS_MAX_OBJECT_BYTES (1 to 32 MiB), or None for its default, MAX_BODY_BYTES (also when it is malformed, and
+    the warning says so)."""
+    found: list[str] = []
+    value = env_int(raw, "OSS_MAX_OBJECT_BYTES", 0, 1, 32 * 1024 * 1024, found)
+    if found:
+        warnings.append(found[0].rsplit("; using ", 1)[0] + f"; using MAX_BODY_BYTES ({max_body_bytes})")
+    return value or None
+
+
 def webhook_secrets(raw: str | None, warnings: list[str]) -> tuple[str, ...]:
     """The `whsec_<base64>` secrets in WEBHOOK_SECRET (space separated). One that is malformed or shorter than
     24 bytes is left out with a warning: it would verify nothing, or too little (fail closed)."""
@@ -237,9 +247,9 @@ class Settings:
             imm_max_qps=env_float(env.get("IMM_MAX_QPS"), "IMM_MAX_QPS", 0.0, 0.0, 100_000.0, warnings),
             http_auth=http_auth,
             webhook_secrets=webhook_secrets(env.get("WEBHOOK_SECRET"), warnings),
-            max_body_bytes=integer("MAX_BODY_BYTES", 1024 * 1024, 1024, 32 * 1024 * 1024),
+            max_body_bytes=(max_body := integer("MAX_BODY_BYTES", 1024 * 1024, 1024, 32 * 1024 * 1024)),
             max_documents=integer("MAX_DOCUMENTS", 100, 1, 1000),
-            oss_max_object_bytes=integer("OSS_MAX_OBJECT_BYTES", 0, 1, 32 * 1024 * 1024) or None,
+            oss_max_object_bytes=oss_object_limit(env.get("OSS_MAX_OBJECT_BYTES"), max_body, warnings),
             concurrency=integer("UPDATE_CONCURRENCY", 8, 1, 64),
             oss_endpoint=text(env, "OSS_ENDPOINT"),
             work_queue=text(env, "WORK_QUEUE"),

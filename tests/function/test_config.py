@@ -108,3 +108,12 @@ def test_every_variable_the_code_reads_is_documented_in_the_readme():
     assert {"IMM_ENDPOINT", "WORK_QUEUE", "IMM_MAX_QPS", "RESULT_MNS_TOPIC", "OSS_MAX_OBJECT_BYTES"} <= read
     readme = (root / "README.md").read_text()
     assert sorted(n for n in read if f"`{n}`" not in readme) == []
+
+
+@pytest.mark.parametrize("raw", ["0", "lots", "99999999999"])
+def test_a_malformed_oss_max_object_bytes_names_its_real_default(raw):
+    # Its default is MAX_BODY_BYTES (README "Configuration"): the warning says so, not "using 0".
+    s = Settings.from_env({"OSS_MAX_OBJECT_BYTES": raw, "MAX_BODY_BYTES": "2048"})
+    assert s.object_limit == 2048
+    [warning] = s.warnings
+    assert warning.startswith("OSS_MAX_OBJECT_BYTES ") and warning.endswith("; using MAX_BODY_BYTES (2048)")
