@@ -6,7 +6,7 @@ kept across this sink's retries so the receiver can de-duplicate), `webhook-time
 (`v1,<base64 HMAC-SHA256>` over `{id}.{timestamp}.{body}` with the base64-decoded part of `whsec_...`).
 
 - Explicit timeouts (RESULT_SINK_TIMEOUT_MS, cut to what is left of the invocation), at most RESULT_SINK_ATTEMPTS
-  attempts for network errors, timeouts, 408, 429 and 5xx. Any 2xx is success.
+  attempts for network errors, timeouts, 408, 425, 429 and 5xx. Any 2xx is success.
 - Redirects are not followed: a signed notification is never re-sent to another address.
 - Only `http` and `https` URLs; without RESULT_WEBHOOK_SECRET nothing is sent (unsigned notifications could be
   forged by anyone who knows the URL).
