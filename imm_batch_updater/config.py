@@ -143,14 +143,8 @@ SINK_FILTERS = ("all", "failures", "dead_letters")
 def sink_filter(env: Mapping[str, str], name: str, warnings: list[str]) -> str | None:
     """A sink's own filter (`RESULT_MNS_FILTER`, ...), or None to use RESULT_SINK_FILTER: when it is unset, and when
     it is malformed (its default is RESULT_SINK_FILTER, so a typo must not widen the sink to every outcome)."""
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return None
-    value = raw.strip().lower().replace("-", "_")
-    if value not in SINK_FILTERS:
-        warnings.append(f"{name} must be one of {', '.join(SINK_FILTERS)}; using RESULT_SINK_FILTER")
-        return None
-    return value
+    value = env_choice(env.get(name), name, SINK_FILTERS, "RESULT_SINK_FILTER", warnings)
+    return value if value in SINK_FILTERS else None  # the default's name: unset or malformed
 
 
 @dataclass(frozen=True)
