@@ -159,7 +159,7 @@ def test_sink_variables_read_by_the_code_are_documented():
 def test_http_trigger(triggers):
     config = triggers["http"]["triggerConfig"]
     assert config["authType"] == "anonymous"  # authenticated in code: Standard Webhooks
-    assert set(config["methods"]) == {"POST", "GET"}
+    assert set(config["methods"]) == {"POST", "GET", "HEAD"}  # HEAD: README, /healthz and /schema
 
 
 def test_mns_topic_trigger(triggers, props):
