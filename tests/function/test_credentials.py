@@ -107,6 +107,23 @@ def test_no_credentials_anywhere_is_failed_not_a_crash(invoke, monkeypatch):
         invoke.direct(DOC, context=fc_context(None))
 
 
+def test_no_imm_endpoint_is_failed_and_a_redelivery_applies_it_once_configured(invoke, emu, fn_env, sts, capsys):
+    """README "Outcomes": IMM cannot be called yet (no IMM_ENDPOINT, no region anywhere): `failed`
+    ConfigurationError, not final, so the platform's redelivery applies the document after the fix."""
+    fn_env.delenv("IMM_ENDPOINT")
+    fn_env.delenv("IMM_REGION")
+    context = fc_context(sts)
+    context.region = None
+    with pytest.raises(DeliveryIncomplete, match="failed"):
+        invoke.direct(DOC, context=context)
+    [line] = [json.loads(x) for x in capsys.readouterr().out.splitlines() if '"outcome"' in x]
+    assert (line["status"], line["error_code"], line["final"]) == ("failed", "ConfigurationError", False)
+    assert "IMM_ENDPOINT" in line["error_message"]  # names what to set
+    assert emu.calls(service="imm") == []
+    fn_env.setenv("IMM_ENDPOINT", emu.endpoint)  # the fix; then the platform delivers the event again
+    assert invoke.direct(DOC, context=context)["results"][0]["status"] == "updated"
+
+
 def test_credentials_repr_hides_secrets():
     text = repr(Credentials("ak-visible", "secret-hidden", "token-hidden", "env"))
     assert "ak-visible" in text and "secret-hidden" not in text and "token-hidden" not in text
