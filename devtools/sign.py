@@ -28,6 +28,11 @@ if str(ROOT) not in sys.path:
 from imm_batch_updater.webhooks import sign  # noqa: E402
 
 DEFAULT_URL = "http://127.0.0.1:9000/"
+UNAUTHORIZED_HINT = (
+    "dev.py sign: 401: the function does not accept this secret: sign with a WEBHOOK_SECRET it runs with "
+    "(`python3 dev.py serve` makes a new one each time it starts: export the one it printed last; "
+    "a deployed function: the one in .env, docs/deploy.md section 3)"
+)
 
 
 def signed_headers(secret: str, body: bytes) -> dict[str, str]:
@@ -111,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dev.py sign: no answer from {args.url}: {reason} (is `python3 dev.py serve` running?)", file=sys.stderr)
         return 1
     print(f"HTTP {status}", file=sys.stderr)  # stdout is exactly the answer: `sign --send F > results.json` works
+    if status == 401:
+        print(UNAUTHORIZED_HINT, file=sys.stderr)
     print(answer)
     return 0 if status < 400 else 1
 

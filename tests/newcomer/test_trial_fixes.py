@@ -1,8 +1,8 @@
 """What a new user's trial of the local tools ran into, each driven through the real command (`python -m devtools.X`,
 what `python3 dev.py X` runs) against an emulator: the pump stays on the emulator's IMM, invoke keeps MNS local,
-`sign --send` output feeds `revert`, revert refuses input it cannot revert, serve refuses a secret the function
-would leave out, invoke's bad arguments are one line, the emulator banner tells the truth about queues, and
-examples/README.md says what the timer config-object example answers."""
+`sign --send` output feeds `revert` and a 401 says which secret to sign with, revert refuses input it cannot
+revert, serve refuses a secret the function would leave out, invoke's bad arguments are one line, the emulator
+banner tells the truth about queues, and examples/README.md says what the timer config-object example answers."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import handler
 from devtools.serve import make_http_handler
 from emulator import Emulator
 from emulator.__main__ import banner
-from tests.conftest import PROJECT, READY
+from tests.conftest import PROJECT, READY, new_secret
 from tests.tools import closed_port, run_tool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -149,6 +149,30 @@ def test_sign_send_prints_only_the_answer_on_stdout_and_revert_reads_it(fn_env, 
     reverted = run_tool("devtools.revert", str(results), env=_clean_env())
     assert reverted.returncode == 0, reverted.stderr
     assert json.loads(reverted.stdout) == [{"ProjectName": PROJECT, "Id": READY, "Tags": before}]
+
+
+def test_sign_send_answered_401_says_which_secret_to_sign_with(fn_env, emu, app, webhook_secret, tmp_path):
+    """A new `serve` session makes a new secret: a shell still holding the last one's gets 401, and the command says
+    what to do about it (the function's own answer only says the signature is not valid)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), make_http_handler(handler.handler, 10))
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    try:
+        stale = new_secret()
+        assert stale != webhook_secret
+        sent = run_tool(
+            "devtools.sign", "--send", "--url", url, "examples/direct.json", env=_clean_env(WEBHOOK_SECRET=stale)
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert sent.returncode == 1 and "Traceback" not in sent.stderr
+    assert json.loads(sent.stdout)["results"][0]["status"] == "rejected"  # stdout is still exactly the answer
+    assert sent.stderr.splitlines()[0] == "HTTP 401"
+    hint = _no_traceback_one_line(sent, "dev.py sign:")
+    assert "WEBHOOK_SECRET" in hint and "python3 dev.py serve" in hint and "docs/deploy.md" in hint
+    assert stale not in sent.stderr and webhook_secret not in sent.stderr
+    assert emu.calls(action="UpdateBatch") == []
 
 
 def test_revert_reads_log_lines_among_other_output(tmp_path):
