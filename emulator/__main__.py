@@ -12,6 +12,7 @@ function, or any SDK client, at it.
 from __future__ import annotations
 
 import argparse
+import errno
 import signal
 import sys
 import threading
@@ -138,7 +139,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         emulator.start()
     except OSError as exc:
-        print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        fix = ""
+        if exc.errno == errno.EADDRINUSE:
+            fix = (
+                f" (another `python3 dev.py serve` or emulator?); choose another with --port, "
+                f"e.g. --port {args.port + 1 if 0 < args.port < 65535 else 9101}, or --port 0 for a free one"
+            )
+        print(f"error: cannot listen on {args.host}:{args.port}: {exc}{fix}", file=sys.stderr)
         return 2
     stop = threading.Event()
 

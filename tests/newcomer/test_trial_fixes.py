@@ -2,13 +2,15 @@
 what `python3 dev.py X` runs) against an emulator: the pump stays on the emulator's IMM, invoke keeps MNS local,
 `sign --send` output feeds `revert` and a 401 says which secret to sign with, revert refuses input it cannot
 revert, serve refuses a secret the function would leave out, invoke's bad arguments are one line, the emulator
-banner tells the truth about queues, and examples/README.md says what the timer config-object example answers."""
+banner tells the truth about queues (and a taken port names --port), and examples/README.md says what the timer
+config-object example answers."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import socket
 import subprocess
 import threading
 from http.server import ThreadingHTTPServer
@@ -267,3 +269,15 @@ def test_examples_readme_says_what_the_config_object_timer_answers_without_an_up
     [row] = [line for line in readme.splitlines() if line.startswith("| `timer-config-object.json`")]
     assert f"without: `invalid` (`{code}`" in row and "hints at `--upload-object`" in row
     assert re.search(r"restart(ing)? .*serve|serve.*restart", readme)
+
+
+# -- 9. the emulator on a port already taken ------------------------------------------------------------------------
+def test_the_emulator_on_a_taken_port_says_how_to_pick_another():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = run_tool("emulator", "--port", str(port), env=_clean_env(), timeout=30)
+    assert proc.returncode == 2 and "listening" not in proc.stdout
+    line = _no_traceback_one_line(proc, "error:")
+    assert f"cannot listen on 127.0.0.1:{port}" in line and "choose another with --port" in line
