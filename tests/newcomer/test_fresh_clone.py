@@ -126,7 +126,16 @@ def test_serve_in_a_fresh_clone_answers_and_stops(clone_with_venv):
         body = words[words.index("--data-binary") + 1].encode()
         request = urllib.request.Request(words[words.index("POST") + 1], data=body, headers=headers, method="POST")
         with urllib.request.urlopen(request, timeout=30) as response:
-            assert json.loads(response.read())["results"][0]["status"] == "updated"
+            answer = response.read().decode()
+        assert json.loads(answer)["results"][0]["status"] == "updated"
+        # The README quotes this answer ("Pasting the `curl` answers `...`"): each part it shows, in that order.
+        readme = (clone_with_venv / "README.md").read_text()
+        quoted = readme.split("Pasting the `curl` answers `", 1)[1].split("`", 1)[0].replace("\n", "")
+        position = 0
+        for part in quoted.split("…"):
+            found = answer.find(part, position)
+            assert found >= 0, f"README quotes {part!r}, the answer is {answer}"
+            position = found + len(part)
 
         # "More signed requests, from another shell": export the printed secret, run the printed command.
         [export] = [line.strip() for line in banner if line.strip().startswith("export WEBHOOK_SECRET=")]
