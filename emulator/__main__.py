@@ -124,7 +124,8 @@ def work_queue_lines(emulator: Emulator) -> list[str]:
         ]
     return [
         "  # fan-out (WORK_QUEUE): this emulator has no MNS queue (the seed has none, CreateQueue is not emulated);",
-        '  # seed one with --seed FILE ({"mns": {"queues": ["imm-batch-updater-work"]}}), or run',
+        '  # seed one with --seed FILE ({"mns": {"queues": ["imm-batch-updater-work"]}}; a seed file replaces the',
+        "  # demo data, demo-project included: the format is in emulator/seed.py), or run",
         "  # `WORK_QUEUE=NAME python3 dev.py serve`, which makes the queue in its emulator and delivers it back",
     ]
 

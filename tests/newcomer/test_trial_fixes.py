@@ -256,6 +256,7 @@ def test_the_emulator_banner_offers_only_a_queue_that_exists():
     assert "a queue in the seed" not in text
     if not queues:  # the demo seed has no queue: the banner says how to get one
         assert "no MNS queue" in text and "WORK_QUEUE=NAME python3 dev.py serve" in text
+        assert "a seed file replaces the" in text and "demo data, demo-project included" in text  # its cost
     with Emulator(seed={"mns": {"queues": [QUEUE]}}) as emu:
         assert f"WORK_QUEUE={QUEUE}" in banner(emu)
 
