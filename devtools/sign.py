@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     if status == 401:
         print(UNAUTHORIZED_HINT, file=sys.stderr)
     print(answer)
-    return 0 if status < 400 else 1
+    return 0 if 200 <= status < 300 else 1  # README: exits 1 when the answer is not 2xx (a 3xx included)
 
 
 if __name__ == "__main__":

@@ -177,6 +177,37 @@ def test_sign_send_answered_401_says_which_secret_to_sign_with(fn_env, emu, app,
     assert emu.calls(action="UpdateBatch") == []
 
 
+def test_sign_send_exits_1_on_an_answer_that_is_not_2xx_a_3xx_included(tmp_path):
+    """README: `sign --send` exits 1 when the answer is not 2xx. A 3xx urllib does not follow (300, 304) is not a
+    delivery either (a proxy or a wrong URL answered)."""
+    from http.server import BaseHTTPRequestHandler
+
+    class Answer300(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 -- http.server's name
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            body = b'{"moved": true}'
+            self.send_response(300)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Answer300)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    try:
+        sent = run_tool(
+            "devtools.sign", "--send", "--url", url, "examples/direct.json", env=_clean_env(WEBHOOK_SECRET=new_secret())
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert sent.stderr.splitlines()[0] == "HTTP 300" and json.loads(sent.stdout) == {"moved": True}
+    assert sent.returncode == 1
+
+
 def test_revert_reads_log_lines_among_other_output(tmp_path):
     outcome = {"msg": "outcome", "status": "updated", "project": "p", "batch_id": "b"}
     outcome["diff"] = {"Tags": {"from": {"v": "0"}, "to": {"v": "1"}}}
