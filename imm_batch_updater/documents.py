@@ -134,6 +134,8 @@ def _one(
         doc = {"ProjectName": settings.imm_project, **doc}
     problems = validate(doc)
     if problems:
+        if not settings.imm_project:  # say the other way to give it (README "Configuration")
+            problems = [_NO_PROJECT if p == _PROJECT_REQUIRED else p for p in problems]
         text = "the update document fails the schema"
         return invalid(text, problems, code="SchemaViolation", source=source, message_id=message_id, **_ids(doc, index))
     selector = doc.get("Selector")
@@ -149,6 +151,10 @@ def _one(
         message_id,
         index,
     )
+
+
+_PROJECT_REQUIRED = Detail("/ProjectName", "is required")
+_NO_PROJECT = Detail("/ProjectName", "is required (or IMM_PROJECT set on the function)")
 
 
 def _ids(doc: Any, index: int | None) -> dict[str, Any]:

@@ -148,7 +148,7 @@ def test_imm_project_fills_a_missing_project_name():
     [item] = parse(b'{"Id": "b", "Tags": {"a": "b"}}', IMM_PROJECT="default-project")
     assert isinstance(item, UpdateRequest) and item.project == "default-project"
     [missing] = parse(b'{"Id": "b", "Tags": {"a": "b"}}')
-    assert missing.status == "invalid" and ("/ProjectName", "is required") in [
+    assert missing.status == "invalid" and ("/ProjectName", "is required (or IMM_PROJECT set on the function)") in [
         (d.path, d.message) for d in missing.error.details
     ]
 
