@@ -274,9 +274,13 @@ def lock(args: list[str]) -> int:
     py = ensure_venv()
     if "--check" not in args:
         say(f"compiling requirements.txt (CPython {RUNTIME_PYTHON}, {RUNTIME_PLATFORM}) and requirements-dev.txt ...")
+        before = [(ROOT / name).read_bytes() for _, name, _ in SOURCES]
         if not compile_locks(py, ROOT):
             return 1
-        say("done: commit requirements.in, requirements.txt, requirements-dev.in and requirements-dev.txt")
+        if [(ROOT / name).read_bytes() for _, name, _ in SOURCES] == before:
+            say("done: the locks are unchanged")
+        else:
+            say("done: commit requirements.in, requirements.txt, requirements-dev.in and requirements-dev.txt")
         return 0
     # Stale = compiling again, with the current pins as the preferred versions, changes a pin. A new release of a
     # transitive dependency changes nothing (the current pin is still preferred); an edited .in file does.

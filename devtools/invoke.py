@@ -208,7 +208,11 @@ def main(argv: list[str] | None = None) -> int:
             results = result.get("results", []) if isinstance(result, dict) else []
             missing = [r for r in results if (r.get("error") or {}).get("code") in MISSING_OBJECT]
             if missing and not args.upload_object:
-                print("hint: the object is not in the emulator; add --upload-object FILE", file=sys.stderr)
+                print(
+                    "hint: the object is not in the emulator; add --upload-object FILE, the update document to put "
+                    "there (examples/README.md names one for each example, e.g. examples/oss-update-object.json)",
+                    file=sys.stderr,
+                )
             queued = {r.get("queue") for r in results if r.get("status") == "queued"}
             for queue in sorted(q for q in queued if isinstance(q, str)):
                 print(

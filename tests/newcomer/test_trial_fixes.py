@@ -296,7 +296,7 @@ def test_the_emulator_banner_offers_only_a_queue_that_exists():
 def test_examples_readme_says_what_the_config_object_timer_answers_without_an_upload():
     proc, result = _invoke("examples/timer-config-object.json")
     [code] = {r["error"]["code"] for r in result["results"]}
-    assert "--upload-object" in proc.stderr
+    assert "--upload-object" in proc.stderr and "examples/README.md names one for each example" in proc.stderr
     readme = (ROOT / "examples" / "README.md").read_text()
     [row] = [line for line in readme.splitlines() if line.startswith("| `timer-config-object.json`")]
     assert f"without: `invalid` (`{code}`" in row and "hints at `--upload-object`" in row
