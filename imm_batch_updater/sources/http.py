@@ -15,6 +15,11 @@ case-insensitively; a webhook header given twice with different values is refuse
 finally within the tolerance window is not applied again with the same body: the remembered answer is returned
 (`ReplayGuard`, kept by this source, keyed by the id and the body's SHA-256); the same id with another body is
 another message. Client errors are answered, never raised, and nothing from the request is echoed back unbounded.
+
+A request sent with `X-Fc-Invocation-Type: Async` is an asynchronous invocation: FC has already answered the client
+202 and the response struct only reaches the async destination, so a 502/429 in it would be read by nobody and
+never retried. Such a request raises `DeliveryIncomplete` after reporting when some outcome is not final (as every
+event trigger does), so FC's async retry delivers it again; final outcomes are answered as usual.
 """
 
 from __future__ import annotations
@@ -24,14 +29,14 @@ import binascii
 import hashlib
 import json
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 from imm_batch_updater import logs
 from imm_batch_updater.context import Context
 from imm_batch_updater.outcome import Detail, ErrorInfo, Outcome, Status
 from imm_batch_updater.sources._body import decode_body
 from imm_batch_updater.sources.async_destination import is_destination_record
-from imm_batch_updater.sources.base import Delivery, Message, NotJsonEvent, envelope_failure
+from imm_batch_updater.sources.base import Delivery, DeliveryIncomplete, Message, NotJsonEvent, envelope_failure
 from imm_batch_updater.strictjson import Decoded, dumps
 from imm_batch_updater.webhooks import ReplayGuard, WebhookAuthError, collect_headers, verify
 
@@ -91,6 +96,27 @@ def _unauthenticated(ctx: Context, reason: str) -> dict[str, Any]:
 
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
+
+
+class _PostState(NamedTuple):
+    """What `answer` needs of a POST: the webhook-id and replay key to remember the answer under (None without
+    webhook auth), and whether FC invoked the function asynchronously (nobody reads the answer)."""
+
+    msg_id: str | None
+    replay_key: str | None
+    asynchronous: bool
+
+
+def is_async(headers: Any) -> bool:
+    """Did FC invoke this HTTP request asynchronously (`X-Fc-Invocation-Type: Async`, the name in any case)?"""
+    if not isinstance(headers, dict):
+        return False
+    for name, value in headers.items():
+        if isinstance(name, str) and name.lower() == "x-fc-invocation-type":
+            values = value if isinstance(value, list) else [value]
+            if any(isinstance(v, str) and v.strip().lower() == "async" for v in values):
+                return True
+    return False
 
 
 class HttpSource:
@@ -212,13 +238,24 @@ class HttpSource:
 
         decoded = decode_body(raw, "the HTTP body", settings.max_body_bytes, base64_allowed=False)
         # Every message becomes an outcome (logged, sent to the sinks), a body too large included.
-        state = (msg_id, replay_key) if replay_key is not None else None  # for `answer`: what to remember, under what
+        state = _PostState(msg_id, replay_key, is_async(value.get("headers")))
         return Delivery([Message.of(self.name, msg_id or ctx.request_id, decoded)], state=state)
 
     def answer(self, delivery: Delivery, outcomes: list[Outcome], ctx: Context) -> Any:
         answer = response(http_status_for(outcomes), {"results": [o.to_dict() for o in outcomes]})
-        if delivery.state is not None and all(o.final for o in outcomes):
-            msg_id, replay_key = delivery.state
-            if not self.replay.remember(replay_key, answer):
-                logs.info("answer too large to remember for replays", request_id=ctx.request_id, message_id=msg_id)
+        state = delivery.state if isinstance(delivery.state, _PostState) else None
+        not_final = [o for o in outcomes if not o.final]
+        if state is not None and state.replay_key is not None and not not_final:
+            if not self.replay.remember(state.replay_key, answer):
+                logs.info(
+                    "answer too large to remember for replays", request_id=ctx.request_id, message_id=state.msg_id
+                )
+        if state is not None and state.asynchronous and not_final:
+            # Asynchronous: the client already has FC's 202 and nobody reads this answer; raise (after reporting)
+            # so FC's async retry delivers the request again, as for every event trigger.
+            statuses = ", ".join(sorted({o.status.value for o in not_final}))
+            raise DeliveryIncomplete(
+                f"{len(not_final)} of {len(outcomes)} update(s) not final ({statuses}); "
+                "the platform will retry the asynchronous request"
+            )
         return answer
