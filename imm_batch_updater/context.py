@@ -8,6 +8,7 @@ they are read with `getattr` from an object and with `get` from a dict.
 
 from __future__ import annotations
 
+import re
 from typing import Any, NamedTuple, Protocol
 
 from imm_batch_updater import credentials as creds
@@ -90,6 +91,11 @@ class Endpoint(NamedTuple):
         return f"{self.scheme}://{self.host}"
 
 
+# An Alibaba Cloud region id (`cn-hangzhou`, `ap-southeast-1`, `cn-shanghai-finance-1`): what may be put into a
+# host name. Anything else (`cn-hangzhou@attacker:443#`, `x.example.com/`) would make the URL name another host, and
+# the request signed with the role's keys (its security token in a header) go there.
+REGION_ID = re.compile(r"[A-Za-z][A-Za-z0-9]{0,15}(?:-[A-Za-z0-9]{1,24}){1,4}")  # host names ignore case
+
 # Public and VPC hosts of each service (Alibaba Cloud endpoint lists; `IMM_NETWORK=vpc` picks the second).
 _HOSTS = {
     "imm": ("imm.{region}.aliyuncs.com", "imm-vpc.{region}.aliyuncs.com"),
@@ -128,6 +134,8 @@ def endpoint(
     template = vpc if network == "vpc" else public
     if not region:
         raise EndpointUnknown(f"no region for the {service.upper()} endpoint: set {variable} or IMM_REGION")
+    if not REGION_ID.fullmatch(region):
+        raise EndpointUnknown(f"the region for the {service.upper()} endpoint is not a region id: set {variable}")
     if "{account}" in template and not account:
         raise EndpointUnknown(
             f"no account id for the {service.upper()} endpoint (context.account_id / FC_ACCOUNT_ID): set {variable}"

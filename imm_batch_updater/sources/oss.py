@@ -17,6 +17,9 @@
   judged by the event's `size`; the read itself is bounded too, in case that size is stale or missing.
 - Missing object or bucket: `invalid`; access denied: `rejected`; OSS 5xx or network failure: `failed` (the
   platform retries). See `imm_batch_updater.oss_reader`.
+- Region: the record's `region` (the bucket's) names the OSS host read with the role's keys (without
+  OSS_ENDPOINT), so it must be a region id (`cn-hangzhou`); anything else is `invalid` at `/events/N/region`,
+  never read and never echoed (missing or empty: the function's region).
 - Message id: `oss://bucket/key@eTag` (an upload's identity: FC's retries of one event share it).
 """
 
@@ -26,7 +29,7 @@ import re
 from typing import Any
 from urllib.parse import unquote, unquote_plus
 
-from imm_batch_updater.context import Context
+from imm_batch_updater.context import REGION_ID, Context
 from imm_batch_updater.outcome import Status
 from imm_batch_updater.sources._body import decode_body
 from imm_batch_updater.sources.base import Delivery, EventTrigger, Message, SourceFailure, envelope_failure
@@ -128,9 +131,12 @@ class OssSource(EventTrigger):
             text = f"the object is {size} bytes; the limit is {limit} (OSS_MAX_OBJECT_BYTES)"
             return fail(Status.INVALID, "TooLarge", text, "/oss/object/size", message_id)
         region = record.get("region")
+        region = region if isinstance(region, str) and region else None
+        if region is not None and not REGION_ID.fullmatch(region):
+            text = "the record's region is not a region id (such as cn-hangzhou)"
+            return fail(Status.INVALID, "InvalidRegion", text, "/region", message_id)
         found = reads.get((bucket, raw_key, suffix))
         if found is None:
-            region = region if isinstance(region, str) else None
             found = reads[(bucket, raw_key, suffix)] = _read_first(ctx, bucket, readings, region, limit)
         if isinstance(found, SourceFailure):
             return fail(found.status, found.code, found.message, _POINTERS.get(found.code, ""), message_id)

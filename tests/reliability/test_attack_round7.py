@@ -64,3 +64,60 @@ def test_a_sync_http_request_that_failed_is_still_a_502_answer(invoke, emu):
     emu.faults.inject("UpdateBatch", "unavailable", count=None)
     for headers in ({}, {"X-Fc-Invocation-Type": "Sync"}):
         assert _post(invoke, UPDATE, headers)["statusCode"] == 502
+
+
+# ---- an OSS record's region names the host the role's signed read goes to ----------------------------------------
+def _region_ids() -> st.SearchStrategy[str]:
+    return st.sampled_from(["cn-hangzhou", "ap-southeast-1", "cn-shanghai-finance-1", "us-west-1", "eu-central-1"])
+
+
+def test_an_oss_record_region_that_is_not_a_region_id_never_sends_the_role_token_elsewhere(invoke, emu, fn_env):
+    """Without OSS_ENDPOINT the read goes to `oss-{region}.aliyuncs.com`, the region taken from the record. A record
+    (a direct invocation, an MNS topic STREAM message shaped like an OSS event) whose region is
+    `cn-hangzhou@127.0.0.1:<port>#` made that URL point at another host, and the GET, signed with the role's keys
+    and carrying its security token, went there; the outcome was `failed` and the event retried."""
+    import socket
+
+    from tests.triggers.events import oss_event, oss_record, run
+
+    fn_env.delenv("OSS_ENDPOINT")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    listener.settimeout(0.5)
+    port = listener.getsockname()[1]
+    try:
+        for region in (f"cn-hangzhou@127.0.0.1:{port}#", f"x@127.0.0.1:{port}/", "cn-hangzhou.evil.example#"):
+            record = {**oss_record("demo-bucket", "requests/a.json"), "region": region}
+            result = run(invoke, oss_event(record))
+            [outcome] = result["results"]
+            assert outcome["status"] == "invalid", outcome
+            assert outcome["error"]["details"][0]["path"] == "/events/0/region"
+            assert region not in json.dumps(result)  # not echoed
+        with pytest.raises(TimeoutError):
+            listener.accept()  # nothing connected
+    finally:
+        listener.close()
+
+
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=FIXTURES_OK)
+@given(region=st.text(max_size=40) | st.from_regex(r"[a-z0-9.@:#/-]{1,30}", fullmatch=True) | _region_ids())
+def test_an_oss_record_region_is_a_region_id_or_the_record_is_invalid_at_its_pointer(invoke, emu, region):
+    from imm_batch_updater.context import REGION_ID
+    from tests.triggers.events import DOC, oss_event, oss_record, run
+
+    emu.oss.put_object("demo-bucket", "requests/r.json", json.dumps(DOC).encode())
+    record = {**oss_record("demo-bucket", "requests/r.json"), "region": region}
+    before = len(emu.calls(service="oss"))
+    try:
+        result = run(invoke, oss_event(record))
+    except DeliveryIncomplete:
+        pytest.fail(f"region {region!r}: retried")
+    [outcome] = result["results"]
+    if region == "":
+        assert outcome["status"] == "updated"  # no region: the function's own
+    elif REGION_ID.fullmatch(region):
+        assert outcome["status"] in ("updated", "rejected")  # rejected: the emulator signs for cn-hangzhou only
+    else:
+        assert outcome["status"] == "invalid" and outcome["error"]["details"][0]["path"] == "/events/0/region"
+        assert len(emu.calls(service="oss")) == before

@@ -253,3 +253,10 @@ def test_upload_progress_and_other_events_are_never_read(invoke, emu, name):
     result = run(invoke, oss_event(oss_record(BUCKET, "requests/old.json", name=name)))
     assert result == {"results": []}
     assert emu.calls(service="oss") == [] and emu.calls(service="imm") == []
+
+
+def test_a_region_that_is_not_a_region_id_never_names_a_host():
+    for region in ("cn-hangzhou@127.0.0.1:9#", "x.example.com/", "cn hangzhou", "cn_hangzhou", "-cn", "cn-"):
+        with pytest.raises(EndpointUnknown, match="not a region id"):
+            oss_url(region)
+    assert oss_url("CN-Hangzhou") == "https://oss-CN-Hangzhou.aliyuncs.com"  # a host name ignores case
