@@ -26,7 +26,7 @@ from imm_batch_updater.apply import apply_update, unapplied
 from imm_batch_updater.config import Settings
 from imm_batch_updater.context import Endpoint, EndpointUnknown, InvocationContext, endpoint
 from imm_batch_updater.credentials import CredentialsUnavailable
-from imm_batch_updater.documents import Item, UpdateRequest, documents_of
+from imm_batch_updater.documents import NOTIFICATION_CODE, Item, UpdateRequest, documents_of
 from imm_batch_updater.imm import ImmClient
 from imm_batch_updater.outcome import ErrorInfo, Outcome, Status, replace
 from imm_batch_updater.pipeline import process
@@ -181,6 +181,13 @@ class App:
         write_log(outcomes, ctx.request_id, ctx.function_name, source, duration_ms)  # always, and first
         if not ctx.settings.sinks:
             return
+        if any(o.error is not None and o.error.code == NOTIFICATION_CODE for o in outcomes):
+            # One of this function's own notifications came back as an update: notifying its outcome again would
+            # loop (result topic -> trigger -> result topic ...). Logged above; the sinks get the others.
+            logs.warning("outcome notification received as an update: not notified again", request_id=ctx.request_id)
+            outcomes = [o for o in outcomes if o.error is None or o.error.code != NOTIFICATION_CODE]
+            if not outcomes:
+                return
         invocation = Invocation(ctx.request_id, ctx.function_name, source)
         try:
             sinks = configured_sinks(ctx)

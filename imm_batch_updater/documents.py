@@ -20,11 +20,16 @@ from typing import Any, NamedTuple
 
 from imm_batch_updater.config import Settings
 from imm_batch_updater.outcome import Detail, ErrorInfo, Outcome, Status, invalid
+from imm_batch_updater.sinks.base import NOTIFICATION_TYPE_MANY, NOTIFICATION_TYPE_ONE
 from imm_batch_updater.sources.base import Message
 from imm_batch_updater.strictjson import Fault
 from imm_batch_updater.validation import validate
 
 CHANGE_FIELDS = ("Input", "Actions", "Tags")
+# The outcome notifications this function's sinks send (`sinks.base`): one that comes back as an update (the result
+# topic subscribed by a trigger, a result function whose sink points back) is refused and never notified again.
+NOTIFICATION_CODE = "OutcomeNotification"
+NOTIFICATION_TYPES = frozenset({NOTIFICATION_TYPE_ONE, NOTIFICATION_TYPE_MANY})
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")  # the schema's ProjectName / Id pattern: anything else is not echoed
 DEFAULT_MAX_BATCHES = 100
 
@@ -130,6 +135,12 @@ def _one(
         details = [Detail(path, f"{fault.reason}: refused") for path, fault in faults]
         text = "the document holds values that can never be sent"
         return invalid(text, details, code=faults[0][1].code, source=source, message_id=message_id, **_ids(doc, index))
+    kind = doc.get("type") if isinstance(doc, dict) else None
+    if isinstance(kind, str) and kind in NOTIFICATION_TYPES and isinstance(doc.get("data"), dict):
+        text = "an outcome notification of this function is not an update request (its outcome is not notified again)"
+        return invalid(
+            text, [Detail("/type", text)], code=NOTIFICATION_CODE, source=source, message_id=message_id, index=index
+        )
     if settings.imm_project and isinstance(doc, dict) and "ProjectName" not in doc:
         doc = {"ProjectName": settings.imm_project, **doc}
     problems = validate(doc)

@@ -121,3 +121,54 @@ def test_an_oss_record_region_is_a_region_id_or_the_record_is_invalid_at_its_poi
     else:
         assert outcome["status"] == "invalid" and outcome["error"]["details"][0]["path"] == "/events/0/region"
         assert len(emu.calls(service="oss")) == before
+
+
+# ---- an outcome notification of this function delivered back to it ---------------------------------------------
+def test_an_outcome_notification_that_comes_back_by_any_trigger_is_invalid_and_not_sent_on(fn_env, invoke, emu, capsys):
+    """The result topic feeding the function again by a path it cannot see (a STREAM topic subscription, a queue
+    subscribed to the result topic, a result function whose own sink points back): the notification was a new
+    (invalid) document whose outcome was notified again, forever. A document that is one of this function's
+    outcome notifications is `invalid` (`OutcomeNotification`, at /type) and its outcome is logged, not sent to
+    the sinks; the other documents of the delivery are reported as usual."""
+    from tests.sinks.conftest import log_records, messages
+    from tests.triggers.events import b64, cloud_event
+
+    emu.mns.create_topic("imm-results")
+    fn_env.setenv("RESULT_MNS_TOPIC", "imm-results")
+    fn_env.setenv("RESULT_MNS_ENDPOINT", emu.url)
+    invoke.direct(UPDATE)
+    [note] = emu.mns.published("imm-results")
+    many = json.dumps({"type": "imm_batch_updater.outcomes", "timestamp": "t", "data": {"results": []}})
+    capsys.readouterr()
+    # A STREAM topic message without attributes: the raw body is the event.
+    [result] = invoke.direct(None, raw=note["body"].encode())["results"]
+    assert result["status"] == "invalid" and result["error"]["code"] == "OutcomeNotification"
+    assert result["error"]["details"][0]["path"] == "/type"
+    # A queue subscribed to the result topic, base64 as the SDK sends it, next to a genuine document.
+    batch = [
+        cloud_event(b64(json.loads(note["body"])), "E1"),
+        cloud_event(json.dumps(UPDATE), "D1"),
+        cloud_event(many, "E2"),
+    ]
+    results = invoke.direct(None, raw=json.dumps(batch).encode())["results"]
+    assert [r["status"] for r in results] == ["invalid", "updated", "invalid"]
+    published = emu.mns.published("imm-results")
+    assert len(published) == 2 and json.loads(published[1]["body"])["data"]["result"]["message_id"] == "D1"
+    records = log_records(capsys)
+    assert len(messages(records, "outcome")) == 4  # every outcome is still logged
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=5), kids, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=examples(100), deadline=None, suppress_health_check=FIXTURES_OK)
+@given(kind=_JSON | st.sampled_from(["imm_batch_updater.outcome", "imm_batch_updater.outcomes"]), data=_JSON)
+def test_a_document_with_a_type_field_is_invalid_whatever_it_holds(invoke, emu, kind, data):
+    [result] = invoke.direct({"type": kind, "timestamp": "t", "data": data})["results"]
+    assert result["status"] == "invalid"
+    notification = kind in ("imm_batch_updater.outcome", "imm_batch_updater.outcomes") and isinstance(data, dict)
+    assert (result["error"]["code"] == "OutcomeNotification") is notification
