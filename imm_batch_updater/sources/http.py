@@ -36,7 +36,14 @@ from imm_batch_updater.context import Context
 from imm_batch_updater.outcome import Detail, ErrorInfo, Outcome, Status
 from imm_batch_updater.sources._body import decode_body
 from imm_batch_updater.sources.async_destination import is_destination_record
-from imm_batch_updater.sources.base import Delivery, DeliveryIncomplete, Message, NotJsonEvent, envelope_failure
+from imm_batch_updater.sources.base import (
+    Delivery,
+    DeliveryIncomplete,
+    Message,
+    NotJsonEvent,
+    SourceFailure,
+    envelope_failure,
+)
 from imm_batch_updater.strictjson import Decoded, dumps
 from imm_batch_updater.webhooks import ReplayGuard, WebhookAuthError, collect_headers, verify
 
@@ -192,31 +199,34 @@ class HttpSource:
                 request_id=ctx.request_id,
             )
         value = event.value
-        if event.faults:
-            # A value that can never be sent in the event itself (a duplicate header, a body that is not valid
-            # Unicode): the bytes that were signed are unknown, so the request cannot be authenticated.
-            failure = envelope_failure(event.faults, "the HTTP event")
+        asynchronous = is_async(value.get("headers"))
+
+        def refused(failure: SourceFailure) -> Delivery:
+            # The signed bytes are unknown, so with webhook auth the request cannot be authenticated: 401, like any
+            # other unauthenticated request (it must learn nothing else). Without it, an `invalid` update like a
+            # body that is not JSON: answered 400 and reported (the outcome line, the sinks).
             if webhook:
                 return Delivery(answer=_unauthenticated(ctx, "the request cannot be authenticated: " + failure.message))
-            return Delivery(answer=_error(400, Status.INVALID, failure.code, failure.message))
+            message = Message.of(self.name, ctx.request_id, failure)
+            return Delivery([message], state=_PostState(None, None, asynchronous))
+
+        if event.faults:
+            # A value that can never be sent in the event itself (a duplicate header, a body that is not valid
+            # Unicode).
+            return refused(envelope_failure(event.faults, "the HTTP event"))
         body = value.get("body")
         if body is None:
             body = ""
         if not isinstance(body, str):
-            text = "the HTTP event's body is not a string"
-            return Delivery(
-                answer=_unauthenticated(ctx, text) if webhook else _error(400, Status.INVALID, "InvalidBody", text)
+            return refused(
+                SourceFailure(Status.INVALID, "InvalidBody", "the HTTP event's body is not a string", "/body")
             )
         if value.get("isBase64Encoded") is True:
             try:
                 raw = base64.b64decode(body, validate=True)
             except (binascii.Error, ValueError):
                 text = "the body is marked base64 but is not valid base64"
-                # The signed bytes are unknown, so the request cannot be authenticated: 401, like any other
-                # unauthenticated request (it must learn nothing else).
-                return Delivery(
-                    answer=_unauthenticated(ctx, text) if webhook else _error(400, Status.INVALID, "InvalidBody", text)
-                )
+                return refused(SourceFailure(Status.INVALID, "InvalidBody", text, "/body"))
         else:
             raw = body.encode("utf-8")
 
@@ -238,7 +248,7 @@ class HttpSource:
 
         decoded = decode_body(raw, "the HTTP body", settings.max_body_bytes, base64_allowed=False)
         # Every message becomes an outcome (logged, sent to the sinks), a body too large included.
-        state = _PostState(msg_id, replay_key, is_async(value.get("headers")))
+        state = _PostState(msg_id, replay_key, asynchronous)
         return Delivery([Message.of(self.name, msg_id or ctx.request_id, decoded)], state=state)
 
     def answer(self, delivery: Delivery, outcomes: list[Outcome], ctx: Context) -> Any:

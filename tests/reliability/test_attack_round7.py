@@ -172,3 +172,27 @@ def test_a_document_with_a_type_field_is_invalid_whatever_it_holds(invoke, emu, 
     assert result["status"] == "invalid"
     notification = kind in ("imm_batch_updater.outcome", "imm_batch_updater.outcomes") and isinstance(data, dict)
     assert (result["error"]["code"] == "OutcomeNotification") is notification
+
+
+# ---- a POST refused for its body (HTTP_AUTH=none) is reported like any other invalid update ----------------------
+def test_a_post_whose_body_cannot_be_read_is_reported_as_an_outcome(invoke, fn_env, capsys):
+    """Without webhook auth, a POST whose body is not valid JSON was answered 400 *and* reported (an outcome line,
+    the sinks), but one whose body is not a string, is marked base64 and is not, or whose event holds a value that
+    can never be sent, was only answered: no outcome line, nothing for the sinks to carry as a dead letter."""
+    from tests.sinks.conftest import log_records, messages
+
+    fn_env.setenv("HTTP_AUTH", "none")
+    clean = json.loads(http_event("POST", "/", json.dumps(UPDATE).encode(), {}))
+    cases = [
+        (json.dumps({**clean, "body": 42}), "/body"),
+        (json.dumps({**clean, "body": "%%%", "isBase64Encoded": True}), "/body"),
+        (json.dumps(clean).replace('"headers": {}', '"headers": {"x-a": "1", "x-a": "2"}', 1), ""),
+    ]
+    for event, path in cases:
+        capsys.readouterr()
+        response = handler.handler(event.encode(), fc_context(invoke.sts))
+        assert response["statusCode"] == 400
+        [result] = json.loads(response["body"])["results"]
+        assert result["status"] == "invalid" and result["error"]["details"][0]["path"] == path
+        [line] = messages(log_records(capsys), "outcome")
+        assert line["source"] == "http" and line["status"] == "invalid"
