@@ -1,8 +1,11 @@
 """Trigger adapters, one module per event shape. `detect` picks the one whose shape matches the event.
 
-Order matters: the most specific shapes first (an async-destination record also has a `requestContext`, like an
-HTTP event), and the direct invocation (the document itself) last: it takes anything, so a malformed event still
-gets a clear `invalid`.
+Order matters: the most specific shapes first, and the direct invocation (the document itself) last: it takes
+anything, so a malformed event still gets a clear `invalid`. The MNS topic's JSON format comes first of all: it
+merges the publisher's message attributes into its top level, so it may carry any other trigger's keys (`type`,
+`events`, `requestContext`), while its own `TopicOwner` + `Message` appear in no other trigger's event (a
+CloudEvent's attribute names are lower-case). Then an async-destination record before HTTP (both have a
+`requestContext`).
 """
 
 from __future__ import annotations
@@ -27,11 +30,11 @@ class Sources:
         self.http = HttpSource()
         self.direct = DirectSource()
         self.all: list[EventSource] = [
+            MnsTopicSource(),
             AsyncDestinationSource(),
             self.http,
             MnsQueueSource(),
             OssSource(),
-            MnsTopicSource(),
             TimerSource(),
             self.direct,
         ]

@@ -196,3 +196,34 @@ def test_a_post_whose_body_cannot_be_read_is_reported_as_an_outcome(invoke, fn_e
         assert result["status"] == "invalid" and result["error"]["details"][0]["path"] == path
         [line] = messages(log_records(capsys), "outcome")
         assert line["source"] == "http" and line["status"] == "invalid"
+
+
+# ---- MNS topic JSON events carry the publisher's attributes at their top level ------------------------------------
+_ATTRIBUTE_NAMES = st.sampled_from(
+    ["type", "events", "requestContext", "requestPayload", "rawPath", "triggerTime", "triggerName", "payload", "data"]
+)
+_ATTRIBUTE_VALUES = st.sampled_from(
+    [
+        "mns:Queue:SendMessage",
+        [{"eventSource": "acs:oss", "eventName": "ObjectCreated:PutObject"}],
+        {"http": {"method": "POST"}},
+        {"requestId": "r"},
+        "x",
+        "2026-01-01T00:00:00Z",
+    ]
+)
+
+
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=FIXTURES_OK)
+@given(attributes=st.dictionaries(_ATTRIBUTE_NAMES, _ATTRIBUTE_VALUES, min_size=1, max_size=4))
+def test_a_topic_json_event_is_recognised_whatever_attributes_the_publisher_merged_in(invoke, emu, attributes):
+    """The JSON notify format merges the message's attributes into the event's top level, where they may carry any
+    name, `type` or `events` or `requestContext` included: `{"type": "mns:Queue:SendMessage"}` made the event a
+    queue CloudEvent ("no data object"), an `events` list an OSS event, a `requestContext` an HTTP request or an
+    async-destination record. `TopicOwner` + `Message` is a shape no other trigger has (a CloudEvent's attribute
+    names are lower-case), so it is recognised first."""
+    from tests.triggers.events import topic_event
+
+    event = topic_event(json.dumps(UPDATE), message_id="TOPIC-1", **attributes)
+    [result] = invoke.direct(None, raw=json.dumps(event).encode())["results"]
+    assert result["status"] == "updated" and result["message_id"] == "TOPIC-1"
