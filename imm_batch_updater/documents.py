@@ -135,16 +135,20 @@ def _one(
         details = [Detail(path, f"{fault.reason}: refused") for path, fault in faults]
         text = "the document holds values that can never be sent"
         return invalid(text, details, code=faults[0][1].code, source=source, message_id=message_id, **_ids(doc, index))
-    kind = doc.get("type") if isinstance(doc, dict) else None
-    if isinstance(kind, str) and kind in NOTIFICATION_TYPES and isinstance(doc.get("data"), dict):
-        text = "an outcome notification of this function is not an update request (its outcome is not notified again)"
-        return invalid(
-            text, [Detail("/type", text)], code=NOTIFICATION_CODE, source=source, message_id=message_id, index=index
-        )
     if settings.imm_project and isinstance(doc, dict) and "ProjectName" not in doc:
         doc = {"ProjectName": settings.imm_project, **doc}
     problems = validate(doc)
     if problems:
+        # Checked only here, off the path of a valid document: a notification never passes the schema (`type`,
+        # `data` and `timestamp` are not update fields).
+        kind = doc.get("type") if isinstance(doc, dict) else None
+        if isinstance(kind, str) and kind in NOTIFICATION_TYPES and isinstance(doc.get("data"), dict):
+            text = (
+                "an outcome notification of this function is not an update request (its outcome is not notified again)"
+            )
+            return invalid(
+                text, [Detail("/type", text)], code=NOTIFICATION_CODE, source=source, message_id=message_id, index=index
+            )
         if not settings.imm_project:  # say the other way to give it (README "Configuration")
             problems = [_NO_PROJECT if p == _PROJECT_REQUIRED else p for p in problems]
         text = "the update document fails the schema"
