@@ -104,12 +104,16 @@ class EventTrigger:
             if not o.final:
                 not_final.append(o)
         if not_final:
-            statuses = ", ".join(sorted({o.status.value for o in not_final}))
-            raise DeliveryIncomplete(
-                f"{len(not_final)} of {len(outcomes)} update(s) not final ({statuses}); "
-                "the platform will retry the delivery"
-            )
+            raise incomplete(not_final, len(outcomes), "delivery")
         return {"results": results}
+
+
+def incomplete(not_final: list[Outcome], total: int, what: str) -> DeliveryIncomplete:
+    """The exception that makes the platform deliver `what` (the delivery, the asynchronous request) again."""
+    statuses = ", ".join(sorted({o.status.value for o in not_final}))
+    return DeliveryIncomplete(
+        f"{len(not_final)} of {total} update(s) not final ({statuses}); the platform will retry the {what}"
+    )
 
 
 def envelope_failure(faults: tuple[tuple[str, Fault], ...], what: str = "the event") -> SourceFailure:

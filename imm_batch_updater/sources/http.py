@@ -38,11 +38,11 @@ from imm_batch_updater.sources._body import decode_body
 from imm_batch_updater.sources.async_destination import is_destination_record
 from imm_batch_updater.sources.base import (
     Delivery,
-    DeliveryIncomplete,
     Message,
     NotJsonEvent,
     SourceFailure,
     envelope_failure,
+    incomplete,
 )
 from imm_batch_updater.strictjson import Decoded, dumps
 from imm_batch_updater.webhooks import ReplayGuard, WebhookAuthError, collect_headers, verify
@@ -263,9 +263,5 @@ class HttpSource:
         if state is not None and state.asynchronous and not_final:
             # Asynchronous: the client already has FC's 202 and nobody reads this answer; raise (after reporting)
             # so FC's async retry delivers the request again, as for every event trigger.
-            statuses = ", ".join(sorted({o.status.value for o in not_final}))
-            raise DeliveryIncomplete(
-                f"{len(not_final)} of {len(outcomes)} update(s) not final ({statuses}); "
-                "the platform will retry the asynchronous request"
-            )
+            raise incomplete(not_final, len(outcomes), "asynchronous request")
         return answer
