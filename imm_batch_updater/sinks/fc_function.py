@@ -36,6 +36,7 @@ from imm_batch_updater.sinks.base import (
     deliver,
     notification_many,
     report_failure,
+    result_of,
     select,
 )
 from imm_batch_updater.strictjson import dumps
@@ -185,19 +186,27 @@ def classify_fc2(exc: BaseException) -> SinkDeliveryError:
 
 
 def chunks(outcomes: list[Outcome], invocation: Invocation, duration_ms: int) -> list[bytes]:
-    """Payloads of at most MAX_ASYNC_PAYLOAD_BYTES (a single outsized outcome still goes alone)."""
+    """Payloads of at most MAX_ASYNC_PAYLOAD_BYTES (a single outsized outcome still goes alone), in order. Each
+    result is encoded once (linear in the delivery: a 10,000-batch fan-out is cut in milliseconds, not re-encoded
+    per added result)."""
+    envelope = dumps(notification_many([], invocation, duration_ms))
+    marker = '"results":[]'
+    cut = envelope.rindex(marker) + len(marker) - 1
+    head, tail = envelope[:cut].encode("utf-8"), envelope[cut:].encode("utf-8")
+    room = MAX_ASYNC_PAYLOAD_BYTES - len(head) - len(tail)
     payloads: list[bytes] = []
-    current: list[Outcome] = []
+    current: list[bytes] = []
+    size = 0
     for outcome in outcomes:
-        trial = current + [outcome]
-        body = dumps(notification_many(trial, invocation, duration_ms)).encode()
-        if len(body) > MAX_ASYNC_PAYLOAD_BYTES and current:
-            payloads.append(dumps(notification_many(current, invocation, duration_ms)).encode())
-            current = [outcome]
-        else:
-            current = trial
+        text = dumps(result_of(outcome, invocation)).encode("utf-8")
+        extra = len(text) + (1 if current else 0)
+        if current and size + extra > room:
+            payloads.append(head + b",".join(current) + tail)
+            current, size, extra = [], 0, len(text)
+        current.append(text)
+        size += extra
     if current:
-        payloads.append(dumps(notification_many(current, invocation, duration_ms)).encode())
+        payloads.append(head + b",".join(current) + tail)
     return payloads
 
 

@@ -15,7 +15,7 @@ import pytest
 from emulator.server import Keyring, Request
 from emulator.signature import verify_acs3
 from imm_batch_updater.config import Settings
-from imm_batch_updater.outcome import Outcome, Status
+from imm_batch_updater.outcome import Detail, ErrorInfo, Outcome, Status
 from imm_batch_updater.sinks import fc_function
 from imm_batch_updater.sinks.base import Invocation, SinkConfigError
 from tests.conftest import _LOGGED, PROJECT, READY, RUNNING, StsKey, find_leaks
@@ -243,3 +243,39 @@ def test_fc2_does_not_retry_past_the_invocation(fc_env, invoke, capsys, sts):
     invoke.direct({"ProjectName": PROJECT, "Id": READY, **TAGS})
     assert time.monotonic() - started < 3
     assert messages(log_records(capsys), "sink delivery error")[0]["error_code"] == "NetworkError"
+
+
+# -- FC's async payload limit (128 KB, notes/fc-events-and-config.md "Invocation": "Async invoke ... <= 128 KB body"):
+# every payload fits, however large one outcome or the whole delivery is, every outcome is sent, in order, and
+# cutting a large delivery costs time linear in its size.
+LIMIT = fc_function.MAX_ASYNC_PAYLOAD_BYTES
+INVOCATION = Invocation("req-1", "imm-batch-updater", "direct")
+
+
+def _outcome(i: int, kind: int, size: int) -> Outcome:
+    if kind == 0:
+        return Outcome(Status.QUEUED, project="p", batch_id=f"b-{i}", queue="work-q")
+    if kind == 1:
+        diff = {"Actions": {"from": [], "to": [{"Name": "doc/convert", "Parameters": ["x" * 2000] * (size // 2000)}]}}
+        return Outcome(Status.UPDATED, project="p", batch_id=f"b-{i}", resumed=False, diff=diff)
+    details = tuple(Detail(f"/Actions/0/Parameters/{n}", "does not match the pattern") for n in range(size // 60))
+    error = ErrorInfo("InvalidDocument", "m" * min(size, 5000), details or None)
+    return Outcome(Status.INVALID, project="p", batch_id=f"b-{i}", error=error)
+
+
+def test_cutting_a_large_delivery_encodes_each_outcome_about_once(monkeypatch):
+    """A 10,000-batch fan-out is 10,000 `queued` outcomes: re-encoding the growing payload for every added outcome
+    took seconds of the invocation's time (quadratic), past the deadline on a small instance."""
+    encoded = 0
+    real = fc_function.dumps
+
+    def counting(value):
+        nonlocal encoded
+        text = real(value)
+        encoded += len(text)
+        return text
+
+    monkeypatch.setattr(fc_function, "dumps", counting)
+    outcomes = [_outcome(i, 0, 0) for i in range(10_000)]
+    payloads = fc_function.chunks(outcomes, INVOCATION, 7)
+    assert encoded <= 2 * sum(len(p) for p in payloads)
