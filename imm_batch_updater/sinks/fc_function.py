@@ -185,10 +185,26 @@ def classify_fc2(exc: BaseException) -> SinkDeliveryError:
     return SinkDeliveryError(type(exc).__name__, "could not invoke the function", retriable=False)
 
 
+def _result_text(outcome: Outcome, invocation: Invocation, room: int) -> str:
+    """One result as JSON; when it alone would not fit in `room` bytes (a diff of large actions, thousands of
+    error details), it loses what can grow (diff, error details, a long error message) and says `truncated`,
+    like the MNS topic sink's messages: FC refuses an async payload over 128 KB, which would lose it and every
+    payload after it."""
+    text = dumps(result_of(outcome, invocation))
+    if len(text.encode("utf-8")) <= room:
+        return text
+    result = result_of(outcome, invocation)
+    result.pop("diff", None)
+    if isinstance(result.get("error"), dict):
+        result["error"].pop("details", None)
+        result["error"]["message"] = str(result["error"].get("message", ""))[:1000]
+    result["truncated"] = True
+    return dumps(result)
+
+
 def chunks(outcomes: list[Outcome], invocation: Invocation, duration_ms: int) -> list[bytes]:
-    """Payloads of at most MAX_ASYNC_PAYLOAD_BYTES (a single outsized outcome still goes alone), in order. Each
-    result is encoded once (linear in the delivery: a 10,000-batch fan-out is cut in milliseconds, not re-encoded
-    per added result)."""
+    """Payloads of at most MAX_ASYNC_PAYLOAD_BYTES, in order. Each result is encoded once (linear in the
+    delivery: a 10,000-batch fan-out is cut in milliseconds, not re-encoded per added result)."""
     envelope = dumps(notification_many([], invocation, duration_ms))
     marker = '"results":[]'
     cut = envelope.rindex(marker) + len(marker) - 1
@@ -198,7 +214,7 @@ def chunks(outcomes: list[Outcome], invocation: Invocation, duration_ms: int) ->
     current: list[bytes] = []
     size = 0
     for outcome in outcomes:
-        text = dumps(result_of(outcome, invocation)).encode("utf-8")
+        text = _result_text(outcome, invocation, room).encode("utf-8")
         extra = len(text) + (1 if current else 0)
         if current and size + extra > room:
             payloads.append(head + b",".join(current) + tail)

@@ -11,13 +11,15 @@ import logging
 from types import SimpleNamespace
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from emulator.server import Keyring, Request
 from emulator.signature import verify_acs3
 from imm_batch_updater.config import Settings
 from imm_batch_updater.outcome import Detail, ErrorInfo, Outcome, Status
 from imm_batch_updater.sinks import fc_function
-from imm_batch_updater.sinks.base import Invocation, SinkConfigError
+from imm_batch_updater.sinks.base import Invocation, SinkConfigError, result_of
 from tests.conftest import _LOGGED, PROJECT, READY, RUNNING, StsKey, find_leaks
 from tests.sinks.conftest import Received, Reply, log_records, messages
 
@@ -263,6 +265,25 @@ def _outcome(i: int, kind: int, size: int) -> Outcome:
     return Outcome(Status.INVALID, project="p", batch_id=f"b-{i}", error=error)
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 400_000)), min_size=1, max_size=30))
+def test_every_payload_fits_and_every_outcome_is_sent_in_order(specs):
+    outcomes = [_outcome(i, kind, size) for i, (kind, size) in enumerate(specs)]
+    payloads = fc_function.chunks(outcomes, INVOCATION, 7)
+    assert all(len(p) <= LIMIT for p in payloads)
+    results = [r for p in payloads for r in json.loads(p)["data"]["results"]]
+    assert [r["batch_id"] for r in results] == [o.batch_id for o in outcomes]
+    for outcome, result in zip(outcomes, results, strict=True):
+        whole = result_of(outcome, INVOCATION)
+        if result.get("truncated"):  # only an outcome that alone would not fit loses its diff / details
+            assert len(json.dumps(whole)) > LIMIT // 2
+            assert result["status"] == whole["status"] and result.get("error", {}).get("code") == (
+                whole.get("error") or {}
+            ).get("code")
+        else:
+            assert result == whole
+
+
 def test_cutting_a_large_delivery_encodes_each_outcome_about_once(monkeypatch):
     """A 10,000-batch fan-out is 10,000 `queued` outcomes: re-encoding the growing payload for every added outcome
     took seconds of the invocation's time (quadratic), past the deadline on a small instance."""
@@ -279,3 +300,17 @@ def test_cutting_a_large_delivery_encodes_each_outcome_about_once(monkeypatch):
     outcomes = [_outcome(i, 0, 0) for i in range(10_000)]
     payloads = fc_function.chunks(outcomes, INVOCATION, 7)
     assert encoded <= 2 * sum(len(p) for p in payloads)
+
+
+def test_an_outsized_dry_run_diff_does_not_stop_the_other_outcomes(fc_env, invoke, receiver):
+    fc_env.setenv("RESULT_FC_FUNCTION", "imm-outcomes")
+    actions = [{"Name": "doc/convert", "Parameters": [f"p{n}=" + "v" * 1900 for n in range(100)]}]
+    documents = [
+        {"ProjectName": PROJECT, "Id": READY, "DryRun": True, "Actions": actions},
+        {"ProjectName": PROJECT, "Id": RUNNING, "Tags": {"owner": "media-team"}},
+    ]
+    result = invoke.direct(documents)
+    assert [r["status"] for r in result["results"]] == ["dry_run", "conflict"]
+    assert receiver.requests and all(len(r.body) <= LIMIT for r in receiver.requests)
+    sent = [r for request in receiver.requests for r in request.json()["data"]["results"]]
+    assert [(r["batch_id"], r["status"]) for r in sent] == [(READY, "dry_run"), (RUNNING, "conflict")]
