@@ -4,7 +4,8 @@ One message per outcome (not one per invocation):
 - the message tag is the outcome's status, so a subscription can select with `filterTag` (e.g. only `rejected`),
   and the user properties `status`, `final`, `dead_letter` (and `project`, `batch_id`) say the same for
   consumers that read properties;
-- a dead letter is one message, which a queue subscribed to the topic keeps for inspection and re-driving;
+- a dead letter is one message, which a queue subscribed to the topic keeps for inspection and re-driving; when
+  the invocation's time would not last for every message, the dead letters are published and the others skipped;
 - a message stays far below MNS's 64 KB limit even for a 100-document delivery.
 
 The body is JSON: `{"type": "imm_batch_updater.outcome", "timestamp", "data": {"request_id", "function", "source",
@@ -19,6 +20,7 @@ RESULT_MNS_FILTER (else RESULT_SINK_FILTER). The topic must not be one that trig
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +29,7 @@ from imm_batch_updater import mns_client
 from imm_batch_updater.config import sink_filter, text, topic_name
 from imm_batch_updater.context import Context, EndpointUnknown, endpoint
 from imm_batch_updater.outcome import Outcome
+from imm_batch_updater.retry import MIN_ATTEMPT_S
 from imm_batch_updater.sinks.base import (
     Invocation,
     SinkConfigError,
@@ -129,8 +132,23 @@ class MnsTopicSink:
         account = mns_client.account(self.endpoint, self.ctx.credentials())  # fresh for this invocation
         topic = account.get_topic(self.topic)
         published = 0
+        # One request per message: a large delivery (a fan-out's thousands of `queued` results) can take longer
+        # than the invocation has left. Messages go in delivery order while there is time; once what is left would
+        # not cover the dead letters still to come (each at twice the pace measured so far, and at least the
+        # shortest attempt the retry helper starts), the other outcomes are skipped, so the time never runs out on
+        # the final failures operators must see.
+        dead_left = sum(1 for o in chosen if is_dead_letter(o))
+        skipped = 0
+        started = time.monotonic()
         try:
             for outcome in chosen:
+                dead = is_dead_letter(outcome)
+                if dead_left and not dead and published:
+                    pace = 2 * (time.monotonic() - started) / published
+                    need = (dead_left + 1) * (pace if pace > MIN_ATTEMPT_S else MIN_ATTEMPT_S)
+                    if self.ctx.deadline.remaining_s() < need:
+                        skipped += 1
+                        continue
                 message = TopicMessage(_body(outcome, invocation, duration_ms), message_tag=outcome.status.value)
                 properties = {
                     "status": MessagePropertyValue.create_string(outcome.status.value),
@@ -149,6 +167,13 @@ class MnsTopicSink:
 
                 deliver(self.ctx, publish, classify)
                 published += 1
+                dead_left -= dead
+            if skipped:
+                raise SinkDeliveryError(
+                    "DeadlineExceeded",
+                    f"no time left to publish {skipped} outcomes that are not dead letters (the dead letters were)",
+                    retriable=False,
+                )
         except SinkDeliveryError as error:
             # Stop at the first message that could not be published (a missing topic or a denied key would
             # refuse the rest too); the log line of every outcome is already written.

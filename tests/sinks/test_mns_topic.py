@@ -12,6 +12,7 @@ from imm_batch_updater.outcome import Detail, ErrorInfo, Outcome, Status
 from imm_batch_updater.sinks import mns_topic
 from imm_batch_updater.sinks.base import Invocation
 from tests.conftest import PROJECT, READY, RUNNING, StsKey, fc_context
+from tests.fleet.selections import FLEET, selector_doc
 from tests.sinks.conftest import log_records, messages
 
 TOPIC = "imm-results"
@@ -204,3 +205,17 @@ def test_an_oversized_result_is_trimmed_below_the_message_limit():
     )
     small = mns_topic._body(Outcome(Status.UPDATED, resumed=False), Invocation("r", "f", "direct"), 1)
     assert "truncated" not in json.loads(small)["data"]["result"]
+
+
+def test_the_dead_letters_are_published_when_the_time_runs_out(mns_env, invoke, emu, sts, work_queue):
+    """A fan-out's hundreds of `queued` results are one PublishMessage each: at a real MNS round trip the
+    invocation's time ran out on them and the dead letter of the same delivery (last) was never published."""
+    emu.imm.create_batches(FLEET, 300, state="Failed", tags={"tier": "gold"})
+    emu.faults.inject("PublishMessage", "latency", count=None, service="mns", seconds=0.02)
+    missing = {"ProjectName": PROJECT, "Id": "batch-that-does-not-exist", "Tags": {"owner": "media-team"}}
+    result = invoke.direct([selector_doc(MaxBatches=1000), missing], context=fc_context(sts, timeout=4))
+    assert [r["status"] for r in result["results"]][-2:] == ["queued", "not_found"]
+    published = [b["data"]["result"] for b in bodies(emu)]
+    assert 0 < len(published) < 301  # the time ran out before every outcome was published
+    assert (published[-1]["status"], published[-1]["batch_id"]) == ("not_found", "batch-that-does-not-exist")
+    assert all(r["status"] == "queued" for r in published[:-1])
