@@ -68,11 +68,20 @@ def secret_problem(secret: str) -> str | None:
     return None
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A 3xx is the answer: never re-sent elsewhere (urllib would follow 301/302/303 with a GET carrying the
+    webhook-signature to the Location), like the function's webhook sink."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
 def send(url: str, secret: str, body: bytes, timeout_s: float = 60.0) -> tuple[int, str]:
-    """POST the signed body; (HTTP status, answer)."""
+    """POST the signed body; (HTTP status, answer). Redirects are not followed."""
     request = urllib.request.Request(url, data=body, method="POST", headers=signed_headers(secret, body))
+    opener = urllib.request.build_opener(_NoRedirect)
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+        with opener.open(request, timeout=timeout_s) as response:
             return response.status, response.read().decode("utf-8", "replace")
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode("utf-8", "replace")

@@ -313,3 +313,46 @@ def test_the_emulator_on_a_taken_port_says_how_to_pick_another():
     assert proc.returncode == 2 and "listening" not in proc.stdout
     line = _no_traceback_one_line(proc, "error:")
     assert f"cannot listen on 127.0.0.1:{port}" in line and "choose another with --port" in line
+
+
+def test_sign_send_does_not_follow_a_redirect_with_the_signed_headers(tmp_path):
+    """urllib follows a 301/302/303 answer to a POST with a GET to the Location, carrying every header: the
+    webhook-signature went to wherever the redirect pointed, and the exit code was that GET's (0 on its 200), not
+    1 for the 3xx the function's URL answered (README: exits 1 when the answer is not 2xx)."""
+    from http.server import BaseHTTPRequestHandler
+
+    seen: list[tuple[str, str | None]] = []
+
+    class Redirect(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 -- http.server's name
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            seen.append(("POST", self.headers.get("webhook-signature")))
+            self.send_response(302)
+            self.send_header("Location", "/elsewhere")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def do_GET(self):  # noqa: N802 -- http.server's name
+            seen.append(("GET", self.headers.get("webhook-signature")))
+            body = b'{"elsewhere": true}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    try:
+        sent = run_tool(
+            "devtools.sign", "--send", "--url", url, "examples/direct.json", env=_clean_env(WEBHOOK_SECRET=new_secret())
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [method for method, _ in seen] == ["POST"]  # the redirect is not followed: no signed GET elsewhere
+    assert sent.stderr.splitlines()[0] == "HTTP 302"
+    assert sent.returncode == 1
