@@ -270,14 +270,19 @@ def compile_locks(py: Path, directory: Path) -> bool:
     return True
 
 
+def lock_bytes(directory: Path) -> list[bytes | None]:
+    """The locks' bytes (None for one that does not exist yet), to say whether compiling changed them."""
+    return [(directory / name).read_bytes() if (directory / name).exists() else None for _, name, _ in SOURCES]
+
+
 def lock(args: list[str]) -> int:
     py = ensure_venv()
     if "--check" not in args:
         say(f"compiling requirements.txt (CPython {RUNTIME_PYTHON}, {RUNTIME_PLATFORM}) and requirements-dev.txt ...")
-        before = [(ROOT / name).read_bytes() for _, name, _ in SOURCES]
+        before = lock_bytes(ROOT)
         if not compile_locks(py, ROOT):
             return 1
-        if [(ROOT / name).read_bytes() for _, name, _ in SOURCES] == before:
+        if lock_bytes(ROOT) == before:
             say("done: the locks are unchanged")
         else:
             say("done: commit requirements.in, requirements.txt, requirements-dev.in and requirements-dev.txt")

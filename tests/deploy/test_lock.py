@@ -125,3 +125,29 @@ def test_the_dev_lock_builds_on_the_runtime_lock(runtime_lock):
         assert name in dev and dev[name][0] == version, f"{name}: runtime {version}, dev {dev.get(name)}"
     for tool in ("pytest", "ruff", "mypy", "uv"):
         assert tool in dev, tool
+
+
+def test_dev_py_lock_makes_locks_that_do_not_exist_yet(tmp_path, monkeypatch, capsys):
+    """`python3 dev.py lock` compiles the locks from the .in files: a lock that is not there yet (a new project, or
+    one deleted to start again) is made, not a FileNotFoundError from reading it to say whether it changed."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("dev_under_test", ROOT / "dev.py")
+    assert spec is not None and spec.loader is not None
+    dev = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(dev)
+    for source, _, _ in dev.SOURCES:
+        (tmp_path / source).write_text((ROOT / source).read_text())
+
+    def compile_locks(py: Path, directory: Path) -> bool:
+        for _, lock_name, _ in dev.SOURCES:
+            (directory / lock_name).write_text("# compiled\n")
+        return True
+
+    monkeypatch.setattr(dev, "ROOT", tmp_path)
+    monkeypatch.setattr(dev, "ensure_venv", lambda *a, **k: Path("python"))
+    monkeypatch.setattr(dev, "compile_locks", compile_locks)
+    assert dev.lock([]) == 0
+    assert "commit requirements.in" in capsys.readouterr().err
+    assert dev.lock([]) == 0  # compiled again, nothing changed
+    assert "the locks are unchanged" in capsys.readouterr().err
