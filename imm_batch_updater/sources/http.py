@@ -126,6 +126,17 @@ def is_async(headers: Any) -> bool:
     return False
 
 
+def _lenient(event: NotJsonEvent) -> dict[str, Any] | None:
+    """The HTTP event these bytes, which are not UTF-8, would be if read leniently (None when they are not one)."""
+    if event.error.code != "NotUtf8":
+        return None
+    try:
+        value = json.loads(event.raw.decode("utf-8", "replace"))
+    except (ValueError, RecursionError):
+        return None
+    return value if HttpSource().matches(value) else None
+
+
 class HttpSource:
     name = "http"
     markers = frozenset({"requestContext"})  # a dict event without any of these keys is not this source's
@@ -145,20 +156,20 @@ class HttpSource:
     def looks_like_http(event: NotJsonEvent) -> bool:
         """Would these bytes, which are not UTF-8, be an HTTP event if read leniently? (Then they are answered as
         HTTP, not as a direct invocation.)"""
-        if event.error.code != "NotUtf8":
-            return False
-        try:
-            value = json.loads(event.raw.decode("utf-8", "replace"))
-        except (ValueError, RecursionError):
-            return False
-        return HttpSource().matches(value)
+        return _lenient(event) is not None
 
     def receive(self, event: Decoded | NotJsonEvent, ctx: Context) -> Delivery:
         if isinstance(event, NotJsonEvent):  # an HTTP event that is not UTF-8: the signed bytes are unknown
             text = "the HTTP event is not UTF-8 text"
             if ctx.settings.http_auth == "webhook":
                 return Delivery(answer=_unauthenticated(ctx, "the request cannot be authenticated: " + text))
-            return Delivery(answer=_error(400, Status.INVALID, "NotJson", text))
+            lenient = _lenient(event)
+            if lenient is None or _text(lenient["requestContext"]["http"].get("method")).upper() != "POST":
+                return Delivery(answer=_error(400, Status.INVALID, "NotJson", text))
+            # A POST: an `invalid` update like any other unreadable body (the outcome line, the sinks).
+            failure = SourceFailure(Status.INVALID, "NotJson", text)
+            state = _PostState(None, None, is_async(lenient.get("headers")))
+            return Delivery([Message.of(self.name, ctx.request_id, failure)], state=state)
         value = event.value
         http = value["requestContext"]["http"]
         method = _text(http.get("method")).upper()

@@ -227,3 +227,22 @@ def test_a_topic_json_event_is_recognised_whatever_attributes_the_publisher_merg
     event = topic_event(json.dumps(UPDATE), message_id="TOPIC-1", **attributes)
     [result] = invoke.direct(None, raw=json.dumps(event).encode())["results"]
     assert result["status"] == "updated" and result["message_id"] == "TOPIC-1"
+
+
+def test_a_post_event_that_is_not_utf8_is_reported_as_an_outcome_too(invoke, fn_env, capsys):
+    """HTTP_AUTH=none: a POST event whose bytes are not UTF-8 is as unreadable as one whose body is not a string,
+    and must be reported like it (an outcome line, the sinks), not only answered 400. A GET stays a 400 answer."""
+    from tests.sinks.conftest import log_records, messages
+
+    fn_env.setenv("HTTP_AUTH", "none")
+    for method, reported in (("POST", True), ("GET", False)):
+        event = http_event(method, "/", json.dumps(UPDATE).encode(), {}).replace(b"prod", b"pr\xffod", 1)
+        capsys.readouterr()
+        response = handler.handler(event, fc_context(invoke.sts))
+        assert response["statusCode"] == 400
+        [result] = json.loads(response["body"])["results"]
+        assert result["status"] == "invalid"
+        lines = messages(log_records(capsys), "outcome")
+        assert len(lines) == int(reported), method
+        if reported:
+            assert lines[0]["source"] == "http" and lines[0]["status"] == "invalid"
