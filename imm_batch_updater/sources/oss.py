@@ -131,8 +131,8 @@ class OssSource(EventTrigger):
             text = f"the object is {size} bytes; the limit is {limit} (OSS_MAX_OBJECT_BYTES)"
             return fail(Status.INVALID, "TooLarge", text, "/oss/object/size", message_id)
         region = record.get("region")
-        region = region if isinstance(region, str) and region else None
-        if region is not None and not REGION_ID.fullmatch(region):
+        region = None if region is None or region == "" else region  # missing or empty: the function's region
+        if region is not None and not (isinstance(region, str) and REGION_ID.fullmatch(region)):
             text = "the record's region is not a region id (such as cn-hangzhou)"
             return fail(Status.INVALID, "InvalidRegion", text, "/region", message_id)
         found = reads.get((bucket, raw_key, suffix))

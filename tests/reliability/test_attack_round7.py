@@ -246,3 +246,17 @@ def test_a_post_event_that_is_not_utf8_is_reported_as_an_outcome_too(invoke, fn_
         assert len(lines) == int(reported), method
         if reported:
             assert lines[0]["source"] == "http" and lines[0]["status"] == "invalid"
+
+
+@pytest.mark.parametrize("region", [42, ["cn-hangzhou"], {"id": "cn-hangzhou"}, True])
+def test_an_oss_record_region_that_is_not_a_string_is_invalid_too(invoke, emu, region):
+    """README: a record `region` that is not a region id is `invalid` at /events/N/region. One that is not a string
+    at all was read as missing, and the object read from the function's own region instead."""
+    from tests.triggers.events import DOC, oss_event, oss_record, run
+
+    emu.oss.put_object("demo-bucket", "requests/r.json", json.dumps(DOC).encode())
+    before = len(emu.calls(service="oss"))
+    result = run(invoke, oss_event({**oss_record("demo-bucket", "requests/r.json"), "region": region}))
+    [outcome] = result["results"]
+    assert outcome["status"] == "invalid" and outcome["error"]["details"][0]["path"] == "/events/0/region"
+    assert len(emu.calls(service="oss")) == before
