@@ -260,3 +260,17 @@ def test_an_oss_record_region_that_is_not_a_string_is_invalid_too(invoke, emu, r
     [outcome] = result["results"]
     assert outcome["status"] == "invalid" and outcome["error"]["details"][0]["path"] == "/events/0/region"
     assert len(emu.calls(service="oss")) == before
+
+
+def test_an_async_retry_after_the_signature_window_is_refused_not_raised(invoke, emu):
+    """README Known limits: FC's async retry re-sends the signed request as it was; one that runs more than 5 minutes
+    after its webhook-timestamp (a late retry, or a run FC's async queue delayed) is a stale signature: 401, not
+    applied and not raised (a retry cannot make it fresh)."""
+    import time
+
+    raw = json.dumps(UPDATE).encode()
+    stale = signed_headers(invoke.secret, raw, timestamp=int(time.time()) - 6 * 60)
+    headers = {**stale, "X-Fc-Invocation-Type": "Async"}
+    answer = handler.handler(http_event("POST", "/", raw, headers), fc_context(invoke.sts))
+    assert answer["statusCode"] == 401
+    assert emu.calls(action="UpdateBatch") == []
