@@ -135,7 +135,10 @@ def endpoint(
     if not region:
         raise EndpointUnknown(f"no region for the {service.upper()} endpoint: set {variable} or IMM_REGION")
     if not REGION_ID.fullmatch(region):
-        raise EndpointUnknown(f"the region for the {service.upper()} endpoint is not a region id: set {variable}")
+        raise EndpointUnknown(
+            f"the region for the {service.upper()} endpoint is not a region id (such as cn-hangzhou): set IMM_REGION "
+            f"to one, or {variable}"
+        )
     if "{account}" in template and not account:
         raise EndpointUnknown(
             f"no account id for the {service.upper()} endpoint (context.account_id / FC_ACCOUNT_ID): set {variable}"

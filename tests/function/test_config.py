@@ -117,3 +117,10 @@ def test_a_malformed_oss_max_object_bytes_names_its_real_default(raw):
     assert s.object_limit == 2048
     [warning] = s.warnings
     assert warning.startswith("OSS_MAX_OBJECT_BYTES ") and warning.endswith("; using MAX_BODY_BYTES (2048)")
+
+
+def test_a_region_that_is_not_a_region_id_names_both_settings_and_never_echoes_it():
+    with pytest.raises(EndpointUnknown) as refused:
+        endpoint("imm", None, variable="IMM_ENDPOINT", region="cn-hangzhou@evil.example:443#")
+    text = str(refused.value)
+    assert "IMM_REGION" in text and "IMM_ENDPOINT" in text and "evil" not in text
