@@ -115,6 +115,18 @@ def result_of(outcome: Outcome, invocation: Invocation) -> dict[str, Any]:
     return out
 
 
+def truncate(result: dict[str, Any]) -> dict[str, Any]:
+    """`result` (a `result_of` dict, changed in place) without what can grow (its diff, error details, a long
+    error message) and marked `truncated`: for a notification too large for its channel (MNS's 64 KB message, FC's
+    128 KB async payload). Status, ids and the error code stay."""
+    result.pop("diff", None)
+    if isinstance(result.get("error"), dict):
+        result["error"].pop("details", None)
+        result["error"]["message"] = str(result["error"].get("message", ""))[:1000]
+    result["truncated"] = True
+    return result
+
+
 def _now_iso() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 

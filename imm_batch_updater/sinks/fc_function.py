@@ -38,6 +38,7 @@ from imm_batch_updater.sinks.base import (
     report_failure,
     result_of,
     select,
+    truncate,
 )
 from imm_batch_updater.strictjson import dumps
 
@@ -193,13 +194,7 @@ def _result_text(outcome: Outcome, invocation: Invocation, room: int) -> str:
     text = dumps(result_of(outcome, invocation))
     if len(text.encode("utf-8")) <= room:
         return text
-    result = result_of(outcome, invocation)
-    result.pop("diff", None)
-    if isinstance(result.get("error"), dict):
-        result["error"].pop("details", None)
-        result["error"]["message"] = str(result["error"].get("message", ""))[:1000]
-    result["truncated"] = True
-    return dumps(result)
+    return dumps(truncate(result_of(outcome, invocation)))
 
 
 def chunks(outcomes: list[Outcome], invocation: Invocation, duration_ms: int) -> list[bytes]:

@@ -39,6 +39,7 @@ from imm_batch_updater.sinks.base import (
     notification_one,
     report_failure,
     select,
+    truncate,
 )
 from imm_batch_updater.strictjson import dumps
 
@@ -104,12 +105,7 @@ def _body(outcome: Outcome, invocation: Invocation, duration_ms: int) -> str:
         return body
     # Only error details and diffs can grow: drop them, keep status, ids and the error code.
     note = notification_one(outcome, invocation, duration_ms)
-    result = note["data"]["result"]
-    result.pop("diff", None)
-    if isinstance(result.get("error"), dict):
-        result["error"].pop("details", None)
-        result["error"]["message"] = str(result["error"].get("message", ""))[:1000]
-    result["truncated"] = True
+    truncate(note["data"]["result"])
     return dumps(note)
 
 

@@ -177,6 +177,20 @@ def test_sign_send_answered_401_says_which_secret_to_sign_with(fn_env, emu, app,
     assert emu.calls(action="UpdateBatch") == []
 
 
+def _sign_send_to(request_handler):
+    """`dev.py sign --send examples/direct.json` to a local server answering with `request_handler`."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), request_handler)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    try:
+        return run_tool(
+            "devtools.sign", "--send", "--url", url, "examples/direct.json", env=_clean_env(WEBHOOK_SECRET=new_secret())
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_sign_send_exits_1_on_an_answer_that_is_not_2xx_a_3xx_included(tmp_path):
     """README: `sign --send` exits 1 when the answer is not 2xx. A 3xx urllib does not follow (300, 304) is not a
     delivery either (a proxy or a wrong URL answered)."""
@@ -194,16 +208,7 @@ def test_sign_send_exits_1_on_an_answer_that_is_not_2xx_a_3xx_included(tmp_path)
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Answer300)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/"
-    try:
-        sent = run_tool(
-            "devtools.sign", "--send", "--url", url, "examples/direct.json", env=_clean_env(WEBHOOK_SECRET=new_secret())
-        )
-    finally:
-        server.shutdown()
-        server.server_close()
+    sent = _sign_send_to(Answer300)
     assert sent.stderr.splitlines()[0] == "HTTP 300" and json.loads(sent.stdout) == {"moved": True}
     assert sent.returncode == 1
 
@@ -343,16 +348,7 @@ def test_sign_send_does_not_follow_a_redirect_with_the_signed_headers(tmp_path):
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/"
-    try:
-        sent = run_tool(
-            "devtools.sign", "--send", "--url", url, "examples/direct.json", env=_clean_env(WEBHOOK_SECRET=new_secret())
-        )
-    finally:
-        server.shutdown()
-        server.server_close()
+    sent = _sign_send_to(Redirect)
     assert [method for method, _ in seen] == ["POST"]  # the redirect is not followed: no signed GET elsewhere
     assert sent.stderr.splitlines()[0] == "HTTP 302"
     assert sent.returncode == 1
