@@ -37,17 +37,21 @@ def names(raw: str | None) -> tuple[str, ...]:
     return tuple(p for p in (raw or "").replace(",", " ").split() if p)
 
 
-def env_int(raw: str | None, name: str, default: int, low: int, high: int, warnings: list[str]) -> int:
-    """An integer setting in [low, high]; empty means `default`, and a bad value falls back to it with a warning."""
+def env_int(
+    raw: str | None, name: str, default: int, low: int, high: int, warnings: list[str], default_text: str = ""
+) -> int:
+    """An integer setting in [low, high]; empty means `default`, and a bad value falls back to it with a warning
+    (which says `default_text`, when given, for what the default stands for)."""
     if raw is None or raw.strip() == "":
         return default
+    using = default_text or str(default)
     try:
         value = int(raw)
     except ValueError:
-        warnings.append(f"{name} is not an integer; using {default}")
+        warnings.append(f"{name} is not an integer; using {using}")
         return default
     if not low <= value <= high:
-        warnings.append(f"{name} must be between {low} and {high}; using {default}")
+        warnings.append(f"{name} must be between {low} and {high}; using {using}")
         return default
     return value
 
@@ -106,11 +110,8 @@ def project_name(raw: str | None, warnings: list[str]) -> str | None:
 def oss_object_limit(raw: str | None, max_body_bytes: int, warnings: list[str]) -> int | None:
     """OSS_MAX_OBJECT_BYTES (1 to 32 MiB), or None for its default, MAX_BODY_BYTES (also when it is malformed, and
     the warning says so)."""
-    found: list[str] = []
-    value = env_int(raw, "OSS_MAX_OBJECT_BYTES", 0, 1, 32 * 1024 * 1024, found)
-    if found:
-        warnings.append(found[0].rsplit("; using ", 1)[0] + f"; using MAX_BODY_BYTES ({max_body_bytes})")
-    return value or None
+    limit = env_int(raw, "OSS_MAX_OBJECT_BYTES", 0, 1, 32 * 1024 * 1024, warnings, f"MAX_BODY_BYTES ({max_body_bytes})")
+    return limit or None
 
 
 def webhook_secrets(raw: str | None, warnings: list[str]) -> tuple[str, ...]:
