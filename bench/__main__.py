@@ -36,6 +36,7 @@ import secrets
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -43,6 +44,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+
+from deploy.build import compile_function, copy_function
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -296,31 +299,43 @@ sys.stderr.write("\\nBENCH " + json.dumps({"seconds": elapsed}))
 )
 
 
-def run_probe(code: str, *args: str, timeout: float = 300) -> tuple[dict[str, Any], float]:
-    """Run `code` in a fresh interpreter; (the JSON it reports on stderr, wall seconds including start-up)."""
+def run_probe(code: str, *args: str, timeout: float = 300, cwd: Path = ROOT) -> tuple[dict[str, Any], float]:
+    """Run `code` in a fresh interpreter in `cwd`; (the JSON it reports on stderr, wall seconds including
+    start-up)."""
     t0 = time.perf_counter()
     command = [sys.executable, "-c", code, *args]
-    proc = subprocess.run(command, cwd=ROOT, env=dict(os.environ), capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(command, cwd=cwd, env=dict(os.environ), capture_output=True, text=True, timeout=timeout)
     wall = time.perf_counter() - t0
     if proc.returncode != 0 or "BENCH " not in proc.stderr:
         raise RuntimeError(f"probe failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return json.loads(proc.stderr.rsplit("BENCH ", 1)[1]), wall
 
 
+def packaged_function(into: Path) -> Path:
+    """The function's own modules as the code package holds them: copied without any byte code a developer's
+    Python left, then compiled by deploy/build.py's step (checked-hash byte code, which FC's read-only /code cannot
+    write itself). The dependencies keep the byte code of their install, as `s build` leaves them."""
+    compile_function(copy_function(into))
+    return into
+
+
 def cold_start(endpoint: str, key: Key, n: int) -> list[Row]:
     """Medians over n fresh processes per side, alternating; the figure uses the time from the first import to
-    the answer (the interpreter's own start-up, the same on both sides, is shown in the wall times)."""
+    the answer (the interpreter's own start-up, the same on both sides, is shown in the wall times). The function
+    side runs from a copy laid out like the code package `deploy/build.py` makes."""
     point_function_at(endpoint, precheck=False)  # the same single UpdateBatch call on both sides
     os.environ["BENCH_KEY"] = key.env()
     progress(f"cold start: {n} fresh processes per side")
     fn, sdk, fn_wall, sdk_wall = [], [], [], []
     try:
-        for i in range(n):
-            sides = ((COLD_FUNCTION, fn, fn_wall), (COLD_SDK, sdk, sdk_wall))
-            for code, times, walls in sides if i % 2 == 0 else sides[::-1]:
-                report, wall = run_probe(code)
-                times.append(report["seconds"])
-                walls.append(wall)
+        with tempfile.TemporaryDirectory() as tmp:
+            package = packaged_function(Path(tmp))
+            for i in range(n):
+                sides = ((COLD_FUNCTION, fn, fn_wall, package), (COLD_SDK, sdk, sdk_wall, ROOT))
+                for code, times, walls, cwd in sides if i % 2 == 0 else sides[::-1]:
+                    report, wall = run_probe(code, cwd=cwd)
+                    times.append(report["seconds"])
+                    walls.append(wall)
     finally:
         del os.environ["BENCH_KEY"]
     m = statistics.median

@@ -1,0 +1,114 @@
+"""deploy/build.py: the byte code it writes for our own modules is what Python then uses, so a cold start in FC
+(read-only /code) compiles none of them."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from deploy import build
+from tests.deploy.ignore_walk import packaged_files
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# In a fresh interpreter: import handler and every module of the package (what a cold start and the paths a
+# later update takes would import), recording each source the interpreter compiled (the `compile` audit event that
+# importlib's source_to_code raises).
+PROBE = """
+import json, pkgutil, importlib, sys
+compiled = []
+sys.addaudithook(lambda event, args: event == "compile" and compiled.append(str(args[1])))
+import handler, imm_batch_updater
+for module in pkgutil.walk_packages(imm_batch_updater.__path__, "imm_batch_updater."):
+    importlib.import_module(module.name)
+print(json.dumps(sorted({c for c in compiled if c.startswith(sys.argv[1])})))
+"""
+
+
+def function_copy(tmp_path: Path) -> Path:
+    root = tmp_path / "code"
+    root.mkdir()
+    return build.copy_function(root)
+
+
+def compiled_at_import(root: Path) -> list[str]:
+    """The function's sources a fresh interpreter compiles when importing every module from a read-only `root`."""
+    for path in [root, *root.rglob("*")]:  # like FC's /code: nothing can be written next to the sources
+        path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")}
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", PROBE, str(root)], cwd=root, env=env, capture_output=True, text=True, check=True
+        ).stdout
+    finally:
+        for path in [root, *root.rglob("*")]:
+            path.chmod(path.stat().st_mode | stat.S_IWUSR)
+    return json.loads(out.splitlines()[-1])
+
+
+def test_without_the_build_every_module_is_compiled_at_each_cold_start(tmp_path):
+    root = function_copy(tmp_path)
+    compiled = compiled_at_import(root)
+    assert str(root / "handler.py") in compiled
+    assert str(root / "imm_batch_updater" / "app.py") in compiled
+    assert len(compiled) == 1 + len(list((root / "imm_batch_updater").rglob("*.py")))
+
+
+def test_after_the_build_no_module_of_the_function_is_compiled(tmp_path):
+    root = function_copy(tmp_path)
+    count = build.compile_function(root)
+    assert count == 1 + len(list((root / "imm_batch_updater").rglob("*.py")))
+    assert compiled_at_import(root) == []
+
+
+def test_the_byte_code_is_checked_hash_so_a_moved_modification_time_keeps_it(tmp_path):
+    """A zip round trip moves modification times (2 s resolution): timestamp byte code would be compiled again."""
+    root = function_copy(tmp_path)
+    build.compile_function(root)
+    for source in [root / "handler.py", *(root / "imm_batch_updater").rglob("*.py")]:
+        cached = Path(importlib.util.cache_from_source(str(source)))
+        flags = int.from_bytes(cached.read_bytes()[4:8], "little")
+        assert flags == 0b11, cached  # PEP 552: hash-based, checked against the source
+        os.utime(source, (1_000_000_000, 1_000_000_000))
+    assert compiled_at_import(root) == []
+
+
+def test_byte_code_of_an_older_source_is_not_used(tmp_path):
+    root = function_copy(tmp_path)
+    build.compile_function(root)
+    changed = root / "imm_batch_updater" / "pipeline.py"
+    changed.write_text(changed.read_text() + "\n# changed after the build\n")
+    assert compiled_at_import(root) == [str(changed)]
+
+
+def test_the_build_removes_stale_caches_first(tmp_path):
+    root = function_copy(tmp_path)
+    stale = root / "imm_batch_updater" / "__pycache__" / "gone.cpython-310.pyc"
+    stale.parent.mkdir()
+    stale.write_bytes(b"stale")
+    build.compile_function(root)
+    assert not stale.exists()
+
+
+@pytest.mark.skipif(sys.version_info[:2] != (3, 10), reason="the code package carries python3.10 byte code only")
+def test_on_python310_the_package_keeps_what_the_build_wrote(tmp_path):
+    root = function_copy(tmp_path)
+    shutil.copy2(ROOT / ".fcignore", root / ".fcignore")
+    build.compile_function(root)
+    packaged = set(packaged_files(root))
+    written = {p.relative_to(root).as_posix() for p in root.rglob("*.pyc")}
+    assert written and written <= packaged
+
+
+def test_the_build_refuses_another_python_than_the_runtime(capsys, monkeypatch):
+    monkeypatch.setattr(build, "RUNTIME", (2, 7))
+    assert build.main(["--function-only"]) == 2
+    assert "needs CPython 3.10" in capsys.readouterr().err
