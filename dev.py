@@ -18,8 +18,8 @@ the first time (and again whenever a requirements file changes).
                                      # trigger does (the emulator's MNS by default; --once stops when it is empty)
     python3 dev.py revert RESULTS    # the documents that undo a change, from its results or outcome log lines
     python3 dev.py lock [--check]    # compile requirements.txt and requirements-dev.txt from the .in files (uv);
-                                     # --check: fail when they are stale, and install the runtime lock alone on
-                                     # Python 3.10 with `pip check`
+                                     # --check: fail when they are stale, then run deploy/build.py on Python
+                                     # 3.10 (the lock alone, `pip check`, its byte code used at import)
 
 Extra arguments are passed on (e.g. `python3 dev.py test -k webhook`, `python3 dev.py serve --port 9001`).
 """
@@ -313,23 +313,64 @@ def lock(args: list[str]) -> int:
     return runtime_lock_installs_alone()
 
 
+# Run in the built code package: import handler, every module of ours and the IMM SDK's client, and list the files
+# under the package the interpreter compiled (the `compile` audit event of importlib's source_to_code): none, when
+# the build's byte code is used.
+_COLD_IMPORTS = """
+import importlib, json, pkgutil, sys
+compiled = []
+sys.addaudithook(lambda event, args: event == "compile" and compiled.append(str(args[1])))
+import handler, imm_batch_updater, alibabacloud_imm20200930.client
+for module in pkgutil.walk_packages(imm_batch_updater.__path__, "imm_batch_updater."):
+    importlib.import_module(module.name)
+print(json.dumps(sorted({c for c in compiled if c.startswith(sys.argv[1])})))
+"""
+
+
 def runtime_lock_installs_alone() -> int:
-    """`pip install --no-deps -r requirements.txt && pip check` in a new venv of FC's runtime Python."""
+    """The code package's build (deploy/build.py) on FC's runtime Python, in a copy of the function: it installs
+    the lock alone (`--no-deps`) and `pip check` passes on it; then a fresh interpreter importing the function and
+    the IMM SDK from the built package (without writing byte code, like the read-only /code, and with every source's
+    modification time moved, as a zip may) compiles nothing."""
     base = find_python(RUNTIME_PYTHON)
     if base is None:
-        say(f"SKIPPED the runtime lock on Python {RUNTIME_PYTHON}: not installed")
+        say(f"SKIPPED the runtime build on Python {RUNTIME_PYTHON}: not installed")
         return 0
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([base, "-m", "venv", tmp], check=True)
-        py = venv_python(Path(tmp))
-        pip = [str(py), "-m", "pip", "--disable-pip-version-check"]
-        subprocess.run(
-            [*pip, "install", "-qq", "--no-deps", "--use-pep517", "-r", str(ROOT / "requirements.txt")], check=True
+        venv, code = Path(tmp) / "venv", Path(tmp) / "code"
+        subprocess.run([base, "-m", "venv", str(venv)], check=True)
+        py = venv_python(venv)
+        code.mkdir()
+        for name in ("handler.py", "requirements.txt", "deploy/build.py"):
+            (code / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, code / name)
+        shutil.copytree(
+            ROOT / "imm_batch_updater", code / "imm_batch_updater", ignore=shutil.ignore_patterns("__pycache__")
         )
-        if subprocess.run([*pip, "check"]).returncode:
+        env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+        subprocess.run([str(py), "deploy/build.py", "-qq"], cwd=code, env=env, check=True)
+        env["PYTHONPATH"] = str(code / "python")  # as PYTHONPATH=/code/python in s.yaml
+        if subprocess.run([str(py), "-m", "pip", "check"], env=env).returncode:
             say(f"requirements.txt does not install on its own on Python {RUNTIME_PYTHON} (pip check above)")
             return 1
-    say(f"requirements.txt installs alone on Python {RUNTIME_PYTHON} (--no-deps) and passes pip check")
+        for source in code.rglob("*.py"):  # a zip round trip moves modification times: checked-hash byte code stays
+            os.utime(source, (315532800, 315532800))
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        env.pop("PYTHONPYCACHEPREFIX", None)
+        probe = subprocess.run(
+            [str(py), "-c", _COLD_IMPORTS, str(code)], cwd=code, env=env, capture_output=True, text=True, check=True
+        )
+        compiled = json.loads(probe.stdout.splitlines()[-1])
+        if compiled:
+            say(
+                f"the built package's byte code is not used on Python {RUNTIME_PYTHON}; compiled at import:\n  "
+                + "\n  ".join(compiled[:20])
+            )
+            return 1
+    say(
+        f"deploy/build.py on Python {RUNTIME_PYTHON}: the lock installs alone (--no-deps) and passes pip check, and "
+        "the built package imports without compiling anything"
+    )
     return 0
 
 

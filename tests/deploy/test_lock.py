@@ -1,8 +1,9 @@
-"""The dependency locks: requirements.txt is what `s build` installs into the function (CPython 3.10, Linux x86_64),
-compiled from requirements.in by `python3 dev.py lock`; requirements-dev.txt adds the tools on top of the same pins.
+"""The dependency locks: requirements.txt is what `s build` (deploy/build.py) installs into the function (CPython
+3.10, Linux x86_64), compiled from requirements.in by `python3 dev.py lock`; requirements-dev.txt adds the tools on
+top of the same pins.
 
 These checks need no network. `python3 dev.py lock --check` (in CI) also compiles the locks again against PyPI and
-installs requirements.txt alone on Python 3.10 with `pip check`.
+runs deploy/build.py on Python 3.10: requirements.txt installed alone passes `pip check`.
 """
 
 from __future__ import annotations
