@@ -5,7 +5,8 @@ JSON Pointer of each problem (relative to the document; a bulk item's result car
 dropped silently. Bodies arrive already decoded (`strictjson`, once, by the source).
 
     >>> from imm_batch_updater.config import Settings
-    >>> from imm_batch_updater.sources.base import Message
+    >>> from imm_batch_updater.sources.async_destination import NOT_AN_UPDATE, NOT_AN_UPDATE_CODE, is_destination_record
+from imm_batch_updater.sources.base import Message
     >>> [item] = documents_of(Message("direct", "m1", {"ProjectName": "p", "Id": "b", "Tags": {"k": "v"}}), Settings())
     >>> item.batch_id, item.changes
     ('b', {'Tags': {'k': 'v'}})
@@ -21,6 +22,7 @@ from typing import Any, NamedTuple
 from imm_batch_updater.config import Settings
 from imm_batch_updater.outcome import Detail, ErrorInfo, Outcome, Status, invalid
 from imm_batch_updater.sinks.base import NOTIFICATION_TYPE_MANY, NOTIFICATION_TYPE_ONE
+from imm_batch_updater.sources.async_destination import NOT_AN_UPDATE, NOT_AN_UPDATE_CODE, is_destination_record
 from imm_batch_updater.sources.base import Message
 from imm_batch_updater.strictjson import Fault
 from imm_batch_updater.validation import validate
@@ -148,6 +150,15 @@ def _one(
             )
             return invalid(
                 text, [Detail("/type", text)], code=NOTIFICATION_CODE, source=source, message_id=message_id, index=index
+            )
+        if is_destination_record(doc):  # e.g. an onFailure destination topic that triggers the function
+            return invalid(
+                NOT_AN_UPDATE,
+                [Detail("", NOT_AN_UPDATE)],
+                code=NOT_AN_UPDATE_CODE,
+                source=source,
+                message_id=message_id,
+                index=index,
             )
         if not settings.imm_project:  # say the other way to give it (README "Configuration")
             problems = [_NO_PROJECT if p == _PROJECT_REQUIRED else p for p in problems]

@@ -6,7 +6,10 @@ If the function is (mis)configured as its own (or another function's) destinatio
      "approximateInvokeCount"}, "requestPayload": "…", "responseContext": {…}, "responsePayload": "…"}
 
 Applying `requestPayload` again would silently re-run failed work (and could loop), so such a record is answered
-with one final `invalid` result and never applied (never as HTTP either, though it has a `requestContext`).
+with one final `invalid` result and never applied (never as HTTP either, though it has a `requestContext`). The
+same record carried as a document (an MNS message, an OSS object, a timer payload, an HTTP body, an item of a bulk
+array: an `onFailure` destination that is a topic or queue feeding the function) gets the same answer from
+`documents`.
 """
 
 from __future__ import annotations
@@ -17,6 +20,12 @@ from imm_batch_updater.context import Context
 from imm_batch_updater.outcome import Status
 from imm_batch_updater.sources.base import Delivery, EventTrigger, Message, SourceFailure, first_str
 from imm_batch_updater.strictjson import Decoded
+
+NOT_AN_UPDATE_CODE = "NotAnUpdateRequest"
+NOT_AN_UPDATE = (
+    "an FC async-invocation destination record is not an update request; "
+    "send the update document itself (it is not re-applied from requestPayload)"
+)
 
 
 def is_destination_record(event: Any) -> bool:
@@ -37,9 +46,5 @@ class AsyncDestinationSource(EventTrigger):
 
     def receive(self, event: Decoded, ctx: Context) -> Delivery:
         request_id = first_str(event.value["requestContext"].get("requestId"))
-        text = (
-            "an FC async-invocation destination record is not an update request; "
-            "send the update document itself (it is not re-applied from requestPayload)"
-        )
-        failure = SourceFailure(Status.INVALID, "NotAnUpdateRequest", text, "")
+        failure = SourceFailure(Status.INVALID, NOT_AN_UPDATE_CODE, NOT_AN_UPDATE, "")
         return Delivery([Message.of(self.name, request_id, failure)])
