@@ -313,25 +313,13 @@ def lock(args: list[str]) -> int:
     return runtime_lock_installs_alone()
 
 
-# Run in the built code package: import handler, every module of ours and the IMM SDK's client, and list the files
-# under the package the interpreter compiled (the `compile` audit event of importlib's source_to_code): none, when
-# the build's byte code is used.
-_COLD_IMPORTS = """
-import importlib, json, pkgutil, sys
-compiled = []
-sys.addaudithook(lambda event, args: event == "compile" and compiled.append(str(args[1])))
-import handler, imm_batch_updater, alibabacloud_imm20200930.client
-for module in pkgutil.walk_packages(imm_batch_updater.__path__, "imm_batch_updater."):
-    importlib.import_module(module.name)
-print(json.dumps(sorted({c for c in compiled if c.startswith(sys.argv[1])})))
-"""
-
-
 def runtime_lock_installs_alone() -> int:
     """The code package's build (deploy/build.py) on FC's runtime Python, in a copy of the function: it installs
     the lock alone (`--no-deps`) and `pip check` passes on it; then a fresh interpreter importing the function and
     the IMM SDK from the built package (without writing byte code, like the read-only /code, and with every source's
     modification time moved, as a zip may) compiles nothing."""
+    from deploy.build import compiled_at_import, copy_function  # standard library only, like this file
+
     base = find_python(RUNTIME_PYTHON)
     if base is None:
         say(f"SKIPPED the runtime build on Python {RUNTIME_PYTHON}: not installed")
@@ -341,12 +329,10 @@ def runtime_lock_installs_alone() -> int:
         subprocess.run([base, "-m", "venv", str(venv)], check=True)
         py = venv_python(venv)
         code.mkdir()
-        for name in ("handler.py", "requirements.txt", "deploy/build.py"):
+        copy_function(code)
+        for name in ("requirements.txt", "deploy/build.py"):
             (code / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, code / name)
-        shutil.copytree(
-            ROOT / "imm_batch_updater", code / "imm_batch_updater", ignore=shutil.ignore_patterns("__pycache__")
-        )
         env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
         subprocess.run([str(py), "deploy/build.py", "-qq"], cwd=code, env=env, check=True)
         env["PYTHONPATH"] = str(code / "python")  # as PYTHONPATH=/code/python in s.yaml
@@ -355,12 +341,7 @@ def runtime_lock_installs_alone() -> int:
             return 1
         for source in code.rglob("*.py"):  # a zip round trip moves modification times: checked-hash byte code stays
             os.utime(source, (315532800, 315532800))
-        env["PYTHONDONTWRITEBYTECODE"] = "1"
-        env.pop("PYTHONPYCACHEPREFIX", None)
-        probe = subprocess.run(
-            [str(py), "-c", _COLD_IMPORTS, str(code)], cwd=code, env=env, capture_output=True, text=True, check=True
-        )
-        compiled = json.loads(probe.stdout.splitlines()[-1])
+        compiled = compiled_at_import(str(py), code, ("alibabacloud_imm20200930.client",), env)
         if compiled:
             say(
                 f"the built package's byte code is not used on Python {RUNTIME_PYTHON}; compiled at import:\n  "

@@ -20,6 +20,7 @@ the runtime's build image with the code directory mounted at /code (devsapp/fc3,
 from __future__ import annotations
 
 import compileall
+import json
 import os
 import py_compile
 import shutil
@@ -52,6 +53,35 @@ def copy_function(into: Path, root: Path = ROOT) -> Path:
     shutil.copy2(root / FUNCTION[0], into / FUNCTION[0])
     shutil.copytree(root / FUNCTION[1], into / FUNCTION[1], ignore=shutil.ignore_patterns("__pycache__"))
     return into
+
+
+# Run in a built code package: import handler, every module of ours (and `extra` modules), and print the files under
+# the package the interpreter compiled (the `compile` audit event importlib's source_to_code raises): none, when the
+# build's byte code is used.
+_PROBE = """
+import importlib, json, pkgutil, sys
+compiled = []
+sys.addaudithook(lambda event, args: event == "compile" and compiled.append(str(args[1])))
+import handler, imm_batch_updater
+for name in sys.argv[2:]:
+    importlib.import_module(name)
+for module in pkgutil.walk_packages(imm_batch_updater.__path__, "imm_batch_updater."):
+    importlib.import_module(module.name)
+print(json.dumps(sorted({c for c in compiled if c.startswith(sys.argv[1])})))
+"""
+
+
+def compiled_at_import(
+    python: str, root: Path, extra: tuple[str, ...] = (), env: dict[str, str] | None = None
+) -> list[str]:
+    """The sources under `root` that a fresh `python` compiles when importing the function from it, as a cold start
+    in FC does: it may not write byte code there (PYTHONDONTWRITEBYTECODE, like the read-only /code), only read it.
+    An empty list: every module came from the build's byte code. Raises CalledProcessError if an import fails."""
+    env = {k: v for k, v in (os.environ if env is None else env).items() if k != "PYTHONPYCACHEPREFIX"}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    command = [python, "-c", _PROBE, str(root), *extra]
+    out = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, check=True).stdout  # noqa: S603
+    return list(json.loads(out.splitlines()[-1]))
 
 
 def install_dependencies(pip_args: list[str], root: Path = ROOT) -> None:

@@ -4,10 +4,8 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -18,19 +16,6 @@ from tests.deploy.ignore_walk import packaged_files
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# In a fresh interpreter: import handler and every module of the package (what a cold start and the paths a
-# later update takes would import), recording each source the interpreter compiled (the `compile` audit event that
-# importlib's source_to_code raises).
-PROBE = """
-import json, pkgutil, importlib, sys
-compiled = []
-sys.addaudithook(lambda event, args: event == "compile" and compiled.append(str(args[1])))
-import handler, imm_batch_updater
-for module in pkgutil.walk_packages(imm_batch_updater.__path__, "imm_batch_updater."):
-    importlib.import_module(module.name)
-print(json.dumps(sorted({c for c in compiled if c.startswith(sys.argv[1])})))
-"""
-
 
 def function_copy(tmp_path: Path) -> Path:
     root = tmp_path / "code"
@@ -39,15 +24,7 @@ def function_copy(tmp_path: Path) -> Path:
 
 
 def compiled_at_import(root: Path) -> list[str]:
-    """The function's sources a fresh interpreter compiles when importing every module from `root`, which it may
-    not write to, like FC's read-only /code (PYTHONDONTWRITEBYTECODE: byte code is read, never written; a chmod would
-    not stop root, who runs CI in some containers)."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPYCACHEPREFIX"}
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    out = subprocess.run(
-        [sys.executable, "-c", PROBE, str(root)], cwd=root, env=env, capture_output=True, text=True, check=True
-    ).stdout
-    return json.loads(out.splitlines()[-1])
+    return build.compiled_at_import(sys.executable, root)
 
 
 def test_without_the_build_every_module_is_compiled_at_each_cold_start(tmp_path):
