@@ -13,7 +13,7 @@ from typing import Any, NamedTuple, Protocol
 
 from imm_batch_updater import credentials as creds
 from imm_batch_updater.config import DEFAULT_TIMEOUT_S, Settings
-from imm_batch_updater.retry import Deadline
+from imm_batch_updater.retry import Deadline, sink_reserve_s
 
 
 class Context(Protocol):
@@ -24,15 +24,31 @@ class Context(Protocol):
     function_name: str | None
     region: str | None
     account_id: str | None
-    deadline: Deadline
+    deadline: Deadline  # every call before the report: IMM, OSS, the work queue
+    sinks_deadline: Deadline  # the optional sinks' calls: later than `deadline` by their reserve when there are some
 
     def credentials(self) -> creds.Credentials: ...
 
 
 class InvocationContext:
-    """Per-invocation view of FC's context: ids, the deadline, the region, and fresh credentials."""
+    """Per-invocation view of FC's context: ids, the deadlines, the region, and fresh credentials.
 
-    __slots__ = ("raw", "settings", "request_id", "function_name", "region", "account_id", "timeout_s", "deadline")
+    `sinks_deadline` is the function timeout minus its safety margin (retry.Deadline.for_timeout); `deadline`, which
+    bounds every call made before the report (IMM, OSS, the work queue), is the same one, or, with optional sinks
+    configured, earlier by their reserve (retry.sink_reserve_s), so that a slow IMM cannot leave them no time.
+    """
+
+    __slots__ = (
+        "raw",
+        "settings",
+        "request_id",
+        "function_name",
+        "region",
+        "account_id",
+        "timeout_s",
+        "deadline",
+        "sinks_deadline",
+    )
 
     def __init__(self, context: Any, settings: Settings) -> None:
         self.raw = context
@@ -54,7 +70,11 @@ class InvocationContext:
         self.region: str | None = settings.region(_str(region))
         self.account_id: str | None = _str(account_id) or settings.fc_account_id
         self.timeout_s = _timeout(timeout)
-        self.deadline = Deadline.for_timeout(self.timeout_s)
+        deadline = self.sinks_deadline = Deadline.for_timeout(self.timeout_s)
+        # Without optional sinks (the warm path of a plain update) the calls keep the whole time: one attribute read.
+        self.deadline = (
+            deadline.before(sink_reserve_s(self.timeout_s, deadline.budget_s)) if settings.sinks else deadline
+        )
 
     def credentials(self) -> creds.Credentials:
         """The role's credentials, read afresh (FC may rotate them). Raises CredentialsUnavailable."""

@@ -11,8 +11,8 @@ and an OSS `SignatureDoesNotMatch` body echoes the string to sign, security toke
 
 Failures map onto outcome statuses: missing object or bucket -> `invalid` (re-reading will not help), access
 denied or another refusal -> `rejected`, OSS 5xx / throttling / network / an expired token -> retried like IMM
-calls (`retry.call`: IMM_MAX_ATTEMPTS, IMM_BACKOFF_*, within the invocation's deadline, however slowly OSS sends),
-then `failed` so the platform delivers the event again.
+calls (`retry.call`: IMM_MAX_ATTEMPTS, IMM_BACKOFF_*, within `ctx.deadline`, which leaves the optional sinks their
+reserve, however slowly OSS sends), then `failed` so the platform delivers the event again.
 """
 
 from __future__ import annotations

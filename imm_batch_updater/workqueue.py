@@ -10,7 +10,9 @@ the trigger allows; each instance paces its IMM calls with `IMM_MAX_QPS`.
     trigger -> function (lists, sends) -> work queue -> function instances -> IMM
 
 Each batch's result is `queued` with `"queue": "<name>"`. A send that fails is retried within the deadline
-(`retry.call`); one that still fails leaves its batches `failed` (not final): the platform delivers the original
+(`retry.call`, `ctx.deadline`: like the IMM calls, the sends end before the optional sinks' reserve, so the
+selection's outcomes and the delivery's dead letters still reach the sinks when MNS is slow); one that still fails
+leaves its batches `failed` (not final): the platform delivers the original
 event again, the selector is listed again and the documents are sent again, which is harmless (each applies an
 UpdateBatch that sets values). A document too large for an MNS message is `rejected` (it never fits).
 

@@ -162,7 +162,8 @@ def deliver(
 ) -> T:
     """Run `attempt(timeout_s)` through the retry helper: RESULT_SINK_ATTEMPTS attempts while the error is
     retriable and time is left, each with RESULT_SINK_TIMEOUT_MS cut to what is left of the invocation, and the
-    whole call bounded by the invocation's deadline."""
+    whole call bounded by the invocation's deadline (`ctx.sinks_deadline`: the calls before the report stopped
+    early enough to leave the sinks their reserve)."""
     settings = ctx.settings
     policy = _policy(settings.sink_attempts)
 
@@ -175,7 +176,7 @@ def deliver(
             raise classify(exc) from None
 
     try:
-        result, _ = retry.call(one, policy=policy, deadline=ctx.deadline, what="to notify", sleep=sleep)
+        result, _ = retry.call(one, policy=policy, deadline=ctx.sinks_deadline, what="to notify", sleep=sleep)
     except SinkDeliveryError:
         raise
     except CallError as error:  # DeadlineExceeded

@@ -142,7 +142,7 @@ class MnsTopicSink:
                 if dead_left and not dead and published:
                     pace = 2 * (time.monotonic() - started) / published
                     need = (dead_left + 1) * (pace if pace > MIN_ATTEMPT_S else MIN_ATTEMPT_S)
-                    if self.ctx.deadline.remaining_s() < need:
+                    if self.ctx.sinks_deadline.remaining_s() < need:
                         skipped += 1
                         continue
                 message = TopicMessage(_body(outcome, invocation, duration_ms), message_tag=outcome.status.value)
