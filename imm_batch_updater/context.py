@@ -70,11 +70,9 @@ class InvocationContext:
         self.region: str | None = settings.region(_str(region))
         self.account_id: str | None = _str(account_id) or settings.fc_account_id
         self.timeout_s = _timeout(timeout)
-        deadline = self.sinks_deadline = Deadline.for_timeout(self.timeout_s)
-        # Without optional sinks (the warm path of a plain update) the calls keep the whole time: one attribute read.
-        self.deadline = (
-            deadline.before(sink_reserve_s(self.timeout_s, deadline.budget_s)) if settings.sinks else deadline
-        )
+        self.deadline = self.sinks_deadline = Deadline.for_timeout(self.timeout_s)
+        if settings.sinks:  # without optional sinks (a plain update's warm path) the calls keep the whole time
+            self.deadline = self.deadline.before(sink_reserve_s(self.timeout_s, self.deadline.budget_s))
 
     def credentials(self) -> creds.Credentials:
         """The role's credentials, read afresh (FC may rotate them). Raises CredentialsUnavailable."""
