@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DEFAULT_TIMEOUT_S = 60.0  # the function timeout when the context does not say (local runs)
+MIN_IMM_MAX_QPS = 1.0  # the slowest IMM_MAX_QPS pace kept: one call a second (README "Configuration")
+MAX_IMM_MAX_QPS = 100_000.0
 
 
 def text(env: Mapping[str, str], name: str) -> str | None:
@@ -112,6 +114,22 @@ def oss_object_limit(raw: str | None, max_body_bytes: int, warnings: list[str]) 
     the warning says so)."""
     limit = env_int(raw, "OSS_MAX_OBJECT_BYTES", 0, 1, 32 * 1024 * 1024, warnings, f"MAX_BODY_BYTES ({max_body_bytes})")
     return limit or None
+
+
+def imm_max_qps(raw: str | None, warnings: list[str]) -> float:
+    """IMM_MAX_QPS: 0 (no limit, the default) or MIN_IMM_MAX_QPS to MAX_IMM_MAX_QPS calls a second. Not a number,
+    negative, infinite or over the maximum warns and means no limit, like any malformed number; a pace slower than
+    one call a second (`1e-300`, a subnormal, `0.5`) warns and is raised to it: a call's turn would come seconds,
+    or aeons, after the one before, past any invocation's deadline, so every call after an instance's first would
+    be refused and its item retried for ever (the pacer never waits past the deadline; it gives the turn up)."""
+    qps = env_float(raw, "IMM_MAX_QPS", 0.0, 0.0, MAX_IMM_MAX_QPS, warnings)
+    if 0 < qps < MIN_IMM_MAX_QPS:
+        warnings.append(
+            f"IMM_MAX_QPS must be 0 (no limit) or at least {MIN_IMM_MAX_QPS:g} call a second (a slower pace stalls "
+            f"the calls after the first past the invocation's deadline); using {MIN_IMM_MAX_QPS:g}"
+        )
+        return MIN_IMM_MAX_QPS
+    return qps
 
 
 def webhook_secrets(raw: str | None, warnings: list[str]) -> tuple[str, ...]:
@@ -239,7 +257,7 @@ class Settings:
             backoff_max_ms=integer("IMM_BACKOFF_MAX_MS", 5000, 1, 600_000),
             connect_timeout_ms=integer("IMM_CONNECT_TIMEOUT_MS", 3000, 100, 60_000),
             read_timeout_ms=integer("IMM_READ_TIMEOUT_MS", 10000, 100, 600_000),
-            imm_max_qps=env_float(env.get("IMM_MAX_QPS"), "IMM_MAX_QPS", 0.0, 0.0, 100_000.0, warnings),
+            imm_max_qps=imm_max_qps(env.get("IMM_MAX_QPS"), warnings),
             http_auth=http_auth,
             webhook_secrets=webhook_secrets(env.get("WEBHOOK_SECRET"), warnings),
             max_body_bytes=(max_body := integer("MAX_BODY_BYTES", 1024 * 1024, 1024, 32 * 1024 * 1024)),

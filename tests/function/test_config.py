@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from imm_batch_updater.config import Settings
 from imm_batch_updater.context import EndpointUnknown, endpoint
@@ -124,3 +126,70 @@ def test_a_region_that_is_not_a_region_id_names_both_settings_and_never_echoes_i
         endpoint("imm", None, variable="IMM_ENDPOINT", region="cn-hangzhou@evil.example:443#")
     text = str(refused.value)
     assert "IMM_REGION" in text and "IMM_ENDPOINT" in text and "evil" not in text
+
+
+# -- IMM_MAX_QPS: no value can stall the calls --------------------------------------------------------------------
+class _Clock:
+    """A fake monotonic clock whose sleep moves it on, so a pacer's waits are measured, not slept."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds >= 0
+        self.now += seconds
+
+
+@example(1e-300)  # the reported fault: every IMM call after the first stalled
+@example(5e-324)  # the smallest subnormal: 1/qps overflows to inf
+@example(2.2250738585072014e-308)
+@example(0.999)
+@example(1.0)
+@example(-1.0)
+@example(-0.0)
+@example(0.0)
+@example(float("inf"))
+@example(float("-inf"))
+@example(float("nan"))
+@example(1e308)
+@example(100_000.0)
+@example(100_000.5)
+@given(st.floats(allow_nan=True, allow_infinity=True, allow_subnormal=True))
+def test_no_imm_max_qps_value_can_stall_an_imm_call(value):
+    from imm_batch_updater.config import MIN_IMM_MAX_QPS
+    from imm_batch_updater.ratelimit import Pacer
+
+    s = Settings.from_env({"IMM_MAX_QPS": repr(value)})
+    qps = s.imm_max_qps
+    usable = value == 0 or MIN_IMM_MAX_QPS <= value <= 100_000
+    # A value outside "0, or MIN_IMM_MAX_QPS to 100,000" is a configuration warning that names the variable.
+    assert bool(s.warnings) is not usable
+    assert all(w.startswith("IMM_MAX_QPS ") for w in s.warnings)
+    assert qps == 0 or MIN_IMM_MAX_QPS <= qps <= 100_000
+    if qps == 0:
+        return  # no pacing at all
+    # Paced: each call after the first goes at most 1/MIN_IMM_MAX_QPS s after the one before (never "after the
+    # deadline" for ever, as 1e-300 made every call after an instance's first).
+    clock = _Clock()
+    pacer = Pacer(qps, clock=clock)
+    started = clock.now
+    budget = 1.0 / MIN_IMM_MAX_QPS
+    for n in range(3):
+        assert pacer.acquire(deadline_at=started + n * budget, sleep=clock.sleep), (qps, n)
+    assert clock.now - started <= 2 * budget
+
+
+@pytest.mark.parametrize("raw", ["1e-300", "5e-324", "0.5", "-3", "nan", "inf", "1e400", "lots"])
+def test_an_imm_max_qps_that_cannot_work_warns_and_says_what_is_used(raw):
+    from imm_batch_updater.config import MIN_IMM_MAX_QPS
+
+    s = Settings.from_env({"IMM_MAX_QPS": raw})
+    [warning] = s.warnings
+    assert warning.startswith("IMM_MAX_QPS ")
+    if raw in ("1e-300", "5e-324", "0.5"):  # a pace slower than the floor: the slowest one the function keeps
+        assert s.imm_max_qps == MIN_IMM_MAX_QPS and warning.endswith(f"; using {MIN_IMM_MAX_QPS:g}")
+    else:  # not a number, negative, or past 100,000: no limit, as before
+        assert s.imm_max_qps == 0 and warning.endswith("; using 0")
