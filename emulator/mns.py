@@ -38,13 +38,22 @@ choices, as OSS answers: the MNS table does not list STS errors).
 Limits, as the MNS API reference states them (https://www.alibabacloud.com/help/en/mns/developer-reference/
 batchsendmessage, .../sendmessage, .../batchdeletemessage, .../batchreceivemessage; the batch FAQ
 https://alibabacloud.com/help/en/mns/support/can-i-use-mns-to-send-or-receive-multiple-messages-at-a-time):
-- a message body is 1 byte up to the queue's MaximumMessageSize (1024-65536, default 65536 = 64 KB), counted on
-  the body as sent, i.e. after the SDK's base64 (a 64 KB limit is ~47 KB of raw text);
+- a message body is 1 byte up to the queue's or topic's MaximumMessageSize (1024-65536, default 65536 = 64 KB, set
+  when it is created), counted on the body as sent, i.e. after the SDK's base64 (a 64 KB limit is ~47 KB of raw
+  text). A body over it is refused with 400 `InvalidArgument`, message "The length of message should not be
+  larger than MaximumMessageSize." (the MNS error table, https://www.alibabacloud.com/help/doc-detail/27501.html,
+  lists InvalidArgument / 400 for a value out of range; the wording is what MNS sends: quoted in the MPS
+  documentation's "Message sending errors", github.com/AlibabaCloudDocs/mts, `intl.en-US/API Reference/Appendix/
+  Error code list.md` ("must not" there), and compared verbatim against the Python SDK's `e.message` in public
+  code ("should not"), which the emulator follows);
 - BatchSendMessage takes 1-16 messages whose bodies total at most 64 KB (65536 bytes);
 - BatchReceiveMessage returns up to 16, BatchDeleteMessage takes 1-16 receipt handles;
 - DelaySeconds 0-604800, Priority 1-16 (1 first, default 8).
 A request over a limit is refused as a whole with 400 `InvalidArgument` (the MNS error table's code for a value
-out of range; the exact wording is the emulator's), and nothing of it is enqueued. BatchDeleteMessage deletes
+out of range; the wording of the count and total limits is the emulator's), and nothing of it is enqueued. (Real
+MNS may instead answer a BatchSendMessage per message, `<Messages><Message><ErrorCode>..`, which the SDK's
+`BatchSendMessageDecoder` reads into `sub_errors`; the function handles both, and tests the per-message form with
+the `answer` fault.) BatchDeleteMessage deletes
 every handle it knows and, when some are unknown, answers 400 with `<Errors><Error><ErrorCode>ReceiptHandleError
 </ErrorCode><ErrorMessage/><ReceiptHandle/></Error></Errors>`, the per-handle form the SDK's
 `BatchDeleteMessageDecoder` reads (only "204 when every sub-request succeeded" is documented: the status of a
@@ -54,7 +63,8 @@ Inspection for tests: `queue_messages` (every message still queued), `wait_for_q
 there), `drain` (take them all out), plus `published` / `wait_for_published` for topics.
 
 Seed format (`load`): `{"topics": ["<name>", ...], "queues": ["<name>", ...]}`; either may also be a mapping of
-name -> options (`{"visibility_timeout": 30, "delay_seconds": 0, "maximum_message_size": 65536}` for queues).
+name -> options (`{"visibility_timeout": 30, "delay_seconds": 0, "maximum_message_size": 65536}` for queues,
+`{"maximum_message_size": 65536}` for topics; `create_topic` / `create_queue` take the same keywords).
 """
 
 from __future__ import annotations
@@ -79,6 +89,10 @@ XMLNS = "http://mns.aliyuncs.com/doc/v1/"
 API_VERSION = "2015-06-06"
 MAX_SKEW_SECONDS = 15 * 60
 MAX_MESSAGE_SIZE = 65536  # bytes of MessageBody as sent: the MNS default MaximumMessageSize (64 KB)
+MIN_MESSAGE_SIZE = 1024  # the smallest MaximumMessageSize a queue or topic can be created with
+# MNS's answer to a body over the queue's or topic's MaximumMessageSize (400 InvalidArgument; sources in the module
+# docstring).
+MESSAGE_TOO_LONG = "The length of message should not be larger than MaximumMessageSize."
 MAX_WAIT_SECONDS = 30  # MNS caps long polling at 30 s
 MAX_BATCH_MESSAGES = 16  # BatchSendMessage / BatchReceiveMessage / BatchDeleteMessage
 MAX_BATCH_BYTES = 65536  # BatchSendMessage: all message bodies together
@@ -93,6 +107,7 @@ class _MnsError(Exception):
 @dataclass
 class _Topic:
     name: str
+    maximum_message_size: int = MAX_MESSAGE_SIZE
     created: float = field(default_factory=time.time)
     messages: list[dict[str, Any]] = field(default_factory=list)
 
@@ -126,17 +141,22 @@ class MnsService:
         """Apply an `"mns"` seed section (format in the module docstring); None does nothing."""
         if not seed:
             return
-        for name in seed.get("topics", []):
-            self.create_topic(name)
+        topics = seed.get("topics", [])
+        if isinstance(topics, list):
+            topics = {name: {} for name in topics}
+        for name, options in topics.items():
+            self.create_topic(name, **(options or {}))
         queues = seed.get("queues", [])
         if isinstance(queues, list):
             queues = {name: {} for name in queues}
         for name, options in queues.items():
             self.create_queue(name, **(options or {}))
 
-    def create_topic(self, name: str) -> None:
+    def create_topic(self, name: str, maximum_message_size: int = MAX_MESSAGE_SIZE) -> None:
+        """A topic; `maximum_message_size` is its MaximumMessageSize (1024-65536 bytes, as MNS allows)."""
+        _check_maximum_message_size(maximum_message_size)
         with self._lock:
-            self._topics.setdefault(name, _Topic(name))
+            self._topics.setdefault(name, _Topic(name, maximum_message_size))
 
     def create_queue(
         self,
@@ -145,6 +165,8 @@ class MnsService:
         delay_seconds: int = 0,
         maximum_message_size: int = MAX_MESSAGE_SIZE,
     ) -> None:
+        """A queue; `maximum_message_size` is its MaximumMessageSize (1024-65536 bytes, as MNS allows)."""
+        _check_maximum_message_size(maximum_message_size)
         with self._lock:
             self._queues.setdefault(name, _Queue(name, visibility_timeout, delay_seconds, maximum_message_size))
 
@@ -311,7 +333,10 @@ class MnsService:
         return handler(request, name)
 
     def _publish(self, request: Request, topic: str) -> Response:
-        message = _parse_message(request.body, MAX_MESSAGE_SIZE)
+        with self._lock:
+            found = self._topics.get(topic)
+            limit = found.maximum_message_size if found is not None else MAX_MESSAGE_SIZE
+        message = _parse_message(request.body, limit)
         request_id = _request_id()
         record = {**message, "request_id": request_id}
         with self._lock:
@@ -488,7 +513,7 @@ class MnsService:
                 ("TopicName", found.name),
                 ("CreateTime", str(int(found.created))),
                 ("LastModifyTime", str(int(found.created))),
-                ("MaximumMessageSize", str(MAX_MESSAGE_SIZE)),
+                ("MaximumMessageSize", str(found.maximum_message_size)),
                 ("MessageRetentionPeriod", "86400"),
                 ("MessageCount", str(len(found.messages))),
                 ("LoggingEnabled", "False"),
@@ -558,6 +583,11 @@ class MnsService:
 
 
 # -- helpers -----------------------------------------------------------------------------------------------------
+def _check_maximum_message_size(size: int) -> None:
+    if isinstance(size, bool) or not isinstance(size, int) or not MIN_MESSAGE_SIZE <= size <= MAX_MESSAGE_SIZE:
+        raise ValueError(f"maximum_message_size must be an integer from {MIN_MESSAGE_SIZE} to {MAX_MESSAGE_SIZE}")
+
+
 def _route(path: str) -> tuple[str, str, str]:
     """`/topics/t/messages` -> ("topics", "t", "messages"); `/queues/q` -> ("queues", "q", "")."""
     parts = path.strip("/").split("/")
@@ -650,7 +680,7 @@ def _message_fields(root: ET.Element, limit: int) -> dict[str, Any]:
             "The XML you provided did not validate against our published schema, cause by MessageBody.",
         )
     if len(text.encode("utf-8")) > limit:
-        raise _MnsError(400, "InvalidArgument", f"The length of the message body should be between 1 and {limit}.")
+        raise _MnsError(400, "InvalidArgument", MESSAGE_TOO_LONG)
     attributes_holder = _xml.child(root, "MessageAttributes")
     attributes = {_xml.local(a.tag): a.text or "" for a in attributes_holder} if attributes_holder is not None else {}
     properties, property_types = _properties(root, "UserProperties", "PropertyValue")

@@ -146,6 +146,49 @@ def test_message_size_limit(mns_emu, topic_name):
     assert len(mns_emu.mns.published(topic_name)) == 1
 
 
+# What MNS answers for a body over the topic's or queue's MaximumMessageSize: 400 InvalidArgument, "The length of
+# message should not be larger than MaximumMessageSize." (README "The emulator" has the sources).
+TOO_LONG = "The length of message should not be larger than MaximumMessageSize."
+
+
+def test_a_topic_created_with_a_smaller_maximum_message_size_refuses_larger_bodies(mns_emu):
+    name = "small-topic-1k"
+    mns_emu.mns.create_topic(name, maximum_message_size=1024)
+    topic = account(mns_emu).get_topic(name)
+    assert topic.get_attributes().maximum_message_size == 1024
+    topic.publish_message(TopicMessage("x" * 1024))  # the limit itself is allowed
+    with pytest.raises(MNSServerException) as err:
+        topic.publish_message(TopicMessage("x" * 1025))
+    assert (err.value.type, err.value.message, last_status(mns_emu)) == ("InvalidArgument", TOO_LONG, 400)
+    status, _, reply = raw_request(
+        mns_emu,
+        "POST",
+        f"/topics/{name}/messages",
+        f'<Message xmlns="http://mns.aliyuncs.com/doc/v1/"><MessageBody>{"y" * 1025}</MessageBody></Message>'.encode(),
+    )
+    assert (status, parse_error(reply)["Code"], parse_error(reply)["Message"]) == (400, "InvalidArgument", TOO_LONG)
+    assert [len(m["body"]) for m in mns_emu.mns.published(name)] == [1024]
+
+
+@pytest.mark.parametrize("size", [1023, 65537, "64k"])
+def test_maximum_message_size_is_checked_like_mns(size):
+    service = MnsService(Keyring())
+    with pytest.raises(ValueError, match="1024 to 65536"):
+        service.create_topic("t", maximum_message_size=size)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="1024 to 65536"):
+        service.create_queue("q", maximum_message_size=size)  # type: ignore[arg-type]
+
+
+def test_a_queue_refuses_a_body_over_its_maximum_message_size_with_mns_wording(mns_emu):
+    name = "small-queue-2k"
+    mns_emu.mns.create_queue(name, maximum_message_size=2048)
+    queue = account(mns_emu).get_queue(name)
+    queue.set_encoding(False)
+    with pytest.raises(MNSServerException) as err:
+        queue.send_message(Message("q" * 2049))
+    assert (err.value.type, err.value.message, last_status(mns_emu)) == ("InvalidArgument", TOO_LONG, 400)
+
+
 # -- queues --------------------------------------------------------------------------------------------------------
 def test_queue_send_receive_delete(mns_emu, queue_name):
     queue = account(mns_emu).get_queue(queue_name)
@@ -313,8 +356,8 @@ def test_seed_format():
     service.load(None)
     assert service.topics() == [] and service.queues() == []
     service.load({"topics": ["imm-batch-updater-results"], "queues": {"updates": {"visibility_timeout": 5}}})
-    service.load({"queues": ["plain"]})
-    assert service.topics() == ["imm-batch-updater-results"]
+    service.load({"queues": ["plain"], "topics": {"small": {"maximum_message_size": 2048}}})
+    assert service.topics() == ["imm-batch-updater-results", "small"]
     assert service.queues() == ["plain", "updates"]
     assert service.published("imm-batch-updater-results") == [] and service.queue_messages("updates") == []
 
