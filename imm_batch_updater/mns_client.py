@@ -14,6 +14,9 @@ from imm_batch_updater.retry import CallError
 
 # MNS error codes worth another attempt (MNS API reference, error codes).
 RETRIABLE_CODES = frozenset({"InternalError", "ServiceUnavailable", "ServerBusy", "TimeExpired", "QPSLimitExceeded"})
+# MNS's code for a message body over the queue's or topic's MaximumMessageSize (400; it is also MNS's code for other
+# values out of range, none of which the function sends): sending the same body again can never succeed.
+TOO_LARGE_CODE = "InvalidArgument"
 
 
 def account(url: str, creds: Credentials) -> Any:
@@ -35,6 +38,11 @@ def set_timeout(client: Any, timeout_s: float) -> None:
         conn.sock.settimeout(timeout_s)
 
 
+def retriable_code(code: str) -> bool:
+    """An MNS error code worth another attempt."""
+    return code in RETRIABLE_CODES or code.startswith("Throttling")
+
+
 def classify(exc: BaseException, what: str) -> tuple[str, str, bool]:
     """(code, message, retriable) for an exception from an MNS SDK call."""
     from mns.mns_exception import MNSClientNetworkException, MNSServerException
@@ -45,7 +53,7 @@ def classify(exc: BaseException, what: str) -> tuple[str, str, bool]:
         return "NetworkError", "no answer from MNS", True
     if isinstance(exc, MNSServerException):
         code = str(getattr(exc, "type", "") or "Unknown")
-        return code, f"MNS refused {what}", code in RETRIABLE_CODES or code.startswith("Throttling")
+        return code, f"MNS refused {what}", retriable_code(code)
     if isinstance(exc, (OSError, TimeoutError)):
         return "NetworkError", f"network error: {type(exc).__name__}", True
     code = str(getattr(exc, "type", "") or type(exc).__name__)

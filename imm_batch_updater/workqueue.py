@@ -19,6 +19,13 @@ UpdateBatch that sets values). A document too large for an MNS message is `rejec
 Limits (MNS API reference, SendMessage / BatchSendMessage): at most 16 messages per BatchSendMessage, and at most
 64 KB for one message's body and for all the bodies of one request together, counted as sent: the SDK
 base64-encodes bodies (4/3 larger), so a body's JSON is kept under 47,000 bytes and a request's under 48,000.
+
+A queue can be created with a smaller MaximumMessageSize (1 KB to 64 KB), which the function cannot see without
+another permission (GetQueueAttributes): MNS refuses a larger body with 400 `InvalidArgument` (emulator/mns.py has
+the wire facts), for the whole request or per message. Sending it again can never succeed, so it is not retried as
+it is: a refused message of several documents is halved and sent again within the deadline (`send`), and a
+document MNS refuses on its own is `rejected` with `WorkItemTooLarge`, naming the queue and its MaximumMessageSize.
+Whatever the deadline leaves unsent is `failed`, as for any other send failure.
 """
 
 from __future__ import annotations
@@ -98,7 +105,8 @@ def _outcome(
 
 
 def send(requests: list[UpdateRequest], ctx: Context) -> list[Outcome]:
-    """One outcome per request, in order: `queued`, or `failed` (not sent; retried), or `rejected` (too large)."""
+    """One outcome per request, in order: `queued`, or `failed` (not sent; retried), or `rejected` (too large for
+    any work message, or for the queue's MaximumMessageSize)."""
     settings = ctx.settings
     queue_name = settings.work_queue
     assert queue_name is not None
@@ -132,41 +140,101 @@ def send(requests: list[UpdateRequest], ctx: Context) -> list[Outcome]:
 
     from mns.queue import Message as MnsMessage
 
+    documents = [r.document() for r in requests]
     policy = RetryPolicy(settings.max_attempts, settings.backoff_base_ms, settings.backoff_max_ms)
     failure: ErrorInfo | None = None
-    for group in requests_of(messages):
-        accepted: set[int] = set()  # the group's messages MNS took (all of them unless the send failed)
-        if failure is None:
-            failure = _send_group(queue, [MnsMessage(body) for body, _ in group], policy, ctx, accepted)
-        for n, (_, positions) in enumerate(group):
-            for position in positions:
-                if failure is None or n in accepted:
-                    results[position] = _outcome(requests[position], Status.QUEUED, queue=queue_name)
+    # MNS refuses a body over the queue's MaximumMessageSize (which can be below 64 KB): a refused message of several
+    # documents is halved and both halves are sent again, while the deadline allows; a document refused on its own
+    # can never fit and is `rejected`. When MNS refuses a whole request it does not say which message was too
+    # large: its one-document messages are sent again in requests of their own ("suspects"), split in two while
+    # such a request is still refused, so a document that fits is never rejected.
+    todo = messages  # messages to pack into BatchSendMessage requests
+    suspects: list[list[tuple[str, list[int]]]] = []  # requests of one-document messages, sent as they are
+    while todo or suspects:
+        groups = requests_of(todo) + suspects
+        todo, suspects = [], []
+        for group in groups:
+            accepted: set[int] = set()  # the group's messages MNS took
+            refused: dict[int, bool] = {}  # ... it refused for their size (True: this message itself, for sure)
+            if failure is None:
+                failure = _send_group(queue, [MnsMessage(body) for body, _ in group], policy, ctx, accepted, refused)
+            unsure: list[tuple[str, list[int]]] = []  # one-document messages refused with the others of a request
+            for n, (body, positions) in enumerate(group):
+                if n in refused:
+                    if len(positions) > 1:  # several documents: halve the message and send both halves again
+                        half = len(positions) // 2
+                        todo += [_message(documents, positions[:half]), _message(documents, positions[half:])]
+                    elif refused[n]:  # one document MNS refused on its own: it can never fit this queue
+                        error = _too_large_for_queue(queue_name, body)
+                        results[positions[0]] = _outcome(requests[positions[0]], Status.REJECTED, error=error)
+                    else:
+                        unsure.append((body, positions))
+                elif n in accepted:
+                    for position in positions:
+                        results[position] = _outcome(requests[position], Status.QUEUED, queue=queue_name)
                 else:  # not sent (this group failed, or an earlier one did): the platform retries the delivery
-                    results[position] = _outcome(requests[position], Status.FAILED, error=failure)
+                    assert failure is not None
+                    for position in positions:
+                        results[position] = _outcome(requests[position], Status.FAILED, error=failure)
+            if unsure and len(unsure) == len(group):  # only one-document messages, refused together: bisect
+                suspects += [unsure[: len(unsure) // 2], unsure[len(unsure) // 2 :]]
+            elif unsure:  # refused along with larger messages (halved above): try them among themselves
+                suspects += requests_of(unsure)
     return [r for r in results if r is not None]
 
 
-def _send_group(
-    queue: Any, group: list[Any], policy: RetryPolicy, ctx: Context, accepted: set[int]
-) -> ErrorInfo | None:
-    """None when the messages were sent, else why not (after the retries the deadline allows). A BatchSendMessage
-    can fail in part (MNS lists, per message, its MessageId or its ErrorCode): the positions in `group` of the
-    messages MNS took are added to `accepted`, and a retry sends only the others (never a message twice)."""
+def _message(documents: list[dict[str, Any]], positions: list[int]) -> tuple[str, list[int]]:
+    """A work message (JSON array body, as `pack` writes it) of the documents at `positions`."""
+    texts = (json.dumps(documents[p], ensure_ascii=False, separators=(",", ":"), allow_nan=False) for p in positions)
+    return "[" + ",".join(texts) + "]", positions
 
-    def attempt(left_s: float) -> Any:
-        pending = [n for n in range(len(group)) if n not in accepted]
+
+def _too_large_for_queue(queue_name: str, body: str) -> ErrorInfo:
+    sent = 4 * ((len(body.encode("utf-8")) + 2) // 3)  # the SDK sends the body base64-encoded
+    return ErrorInfo(
+        "WorkItemTooLarge",
+        f"WORK_QUEUE {queue_name!r} refused the work document for its size: {sent} bytes as sent (base64) is over "
+        f"the queue's MaximumMessageSize (so that is below {sent} bytes; MNS allows up to 65536): raise the "
+        "queue's MaximumMessageSize, or send smaller changes",
+    )
+
+
+def _send_group(
+    queue: Any, group: list[Any], policy: RetryPolicy, ctx: Context, accepted: set[int], refused: dict[int, bool]
+) -> ErrorInfo | None:
+    """None when every message of the group was either taken or refused for its size, else why not (after the
+    retries the deadline allows). The positions in `group` of the messages MNS took are added to `accepted`, and a
+    retry sends only the others (never a message twice). A message MNS refused for its size (`TOO_LARGE_CODE`: it
+    would be refused again) goes to `refused`, True when the refusal was that message's own: MNS answered per
+    message (its MessageId or its ErrorCode), or it was the only one sent; False when MNS refused the whole
+    request (it does not say which message is too large)."""
+
+    def attempt(left_s: float) -> None:
+        pending = [n for n in range(len(group)) if n not in accepted and n not in refused]
         mns_client.set_timeout(queue.mns_client, left_s)
         try:
-            return queue.batch_send_message([group[n] for n in pending])
+            queue.batch_send_message([group[n] for n in pending])
         except Exception as exc:
+            code, message, retriable = mns_client.classify(exc, "the work documents")
             entries = getattr(exc, "sub_errors", None)
             if isinstance(entries, list) and len(entries) == len(pending):
+                others: list[str] = []  # the error codes of messages neither taken nor refused for size
                 for n, entry in zip(pending, entries, strict=True):
-                    if isinstance(entry, dict) and entry.get("MessageId") and not entry.get("ErrorCode"):
+                    entry = entry if isinstance(entry, dict) else {}
+                    if entry.get("MessageId") and not entry.get("ErrorCode"):
                         accepted.add(n)
-            code, message, retriable = mns_client.classify(exc, "the work documents")
+                    elif entry.get("ErrorCode") == mns_client.TOO_LARGE_CODE:
+                        refused[n] = True
+                    else:
+                        others.append(str(entry.get("ErrorCode") or code))
+                if not others:
+                    return
+                code, retriable = others[0], mns_client.retriable_code(others[0])
+            elif code == mns_client.TOO_LARGE_CODE:
+                refused.update((n, len(pending) == 1) for n in pending)
+                return
             raise CallError(code, message, retriable=retriable) from None
+        accepted.update(pending)
 
     try:
         retry.call(attempt, policy=policy, deadline=ctx.deadline, what="to send to the work queue")
