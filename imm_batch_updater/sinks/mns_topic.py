@@ -6,7 +6,12 @@ One message per outcome (not one per invocation):
   consumers that read properties;
 - a dead letter is one message, which a queue subscribed to the topic keeps for inspection and re-driving; when
   the invocation's time would not last for every message, the dead letters are published and the others skipped;
-- a message stays far below MNS's 64 KB limit even for a 100-document delivery.
+- a message stays far below MNS's 64 KB limit even for a 100-document delivery; one that is over it is sent
+  `truncate`d (no `diff`, no `error.details`, `"truncated": true`). A topic can be created with a smaller
+  MaximumMessageSize (1 KB to 64 KB), which MNS enforces with 400 `InvalidArgument` (never worth the same
+  request again): the notification is then sent once more truncated, and when the topic refuses that too it is
+  left out and the others are still published; the sink reports a final `NotificationTooLarge` failure naming
+  the topic and its MaximumMessageSize (the outcome itself, already in the log, is unaffected).
 
 The body is JSON: `{"type": "imm_batch_updater.outcome", "timestamp", "data": {"request_id", "function", "source",
 "duration_ms", "result": {...}}}` where `result` is the outcome as the function returns it plus `final`,
@@ -21,8 +26,9 @@ RESULT_MNS_FILTER (else RESULT_SINK_FILTER). The topic must not be one that trig
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from imm_batch_updater import mns_client
@@ -99,14 +105,29 @@ def classify(exc: BaseException) -> SinkDeliveryError:
     return SinkDeliveryError(code, message, retriable=retriable)
 
 
-def _body(outcome: Outcome, invocation: Invocation, duration_ms: int) -> str:
+def _body(outcome: Outcome, invocation: Invocation, duration_ms: int, *, cut: bool = False) -> str:
+    """The notification, `truncate`d when it is over MNS's 64 KB (or, `cut`, whatever its size)."""
     body = dumps(notification_one(outcome, invocation, duration_ms))
-    if len(body.encode("utf-8")) <= MAX_MESSAGE_BYTES:
+    if not cut and len(body.encode("utf-8")) <= MAX_MESSAGE_BYTES:
         return body
     # Only error details and diffs can grow: drop them, keep status, ids and the error code.
     note = notification_one(outcome, invocation, duration_ms)
     truncate(note["data"]["result"])
     return dumps(note)
+
+
+def _published_cut(differs: bool, publish: Callable[[float], None], ctx: Context) -> bool:
+    """Publish the truncated notification (when it `differs` from the one refused); False when the topic refuses it
+    for its size too."""
+    if not differs:
+        return False
+    try:
+        deliver(ctx, publish, classify)
+    except SinkDeliveryError as error:
+        if error.code != mns_client.TOO_LARGE_CODE:
+            raise
+        return False
+    return True
 
 
 class MnsTopicSink:
@@ -135,6 +156,7 @@ class MnsTopicSink:
         # the final failures operators must see.
         dead_left = sum(1 for o in chosen if is_dead_letter(o))
         skipped = 0
+        too_large: list[int] = []  # sizes of the notifications the topic refused even truncated
         started = time.monotonic()
         try:
             for outcome in chosen:
@@ -145,7 +167,7 @@ class MnsTopicSink:
                     if self.ctx.sinks_deadline.remaining_s() < need:
                         skipped += 1
                         continue
-                message = TopicMessage(_body(outcome, invocation, duration_ms), message_tag=outcome.status.value)
+                body = _body(outcome, invocation, duration_ms)
                 properties = {
                     "status": MessagePropertyValue.create_string(outcome.status.value),
                     "final": MessagePropertyValue.create_boolean(outcome.final),
@@ -155,15 +177,39 @@ class MnsTopicSink:
                     properties["project"] = MessagePropertyValue.create_string(outcome.project)
                 if outcome.batch_id:
                     properties["batch_id"] = MessagePropertyValue.create_string(outcome.batch_id)
-                message.set_user_properties(properties)
 
-                def publish(timeout_s: float, message: Any = message) -> Any:
+                tag = outcome.status.value
+
+                def publish(timeout_s: float, body: str, props: dict[str, Any] = properties, tag: str = tag) -> None:
+                    message = TopicMessage(body, message_tag=tag)
+                    message.set_user_properties(props)
                     mns_client.set_timeout(account.mns_client, timeout_s)
-                    return topic.publish_message(message)
+                    topic.publish_message(message)
 
-                deliver(self.ctx, publish, classify)
-                published += 1
                 dead_left -= dead
+                try:
+                    deliver(self.ctx, partial(publish, body=body), classify)
+                except SinkDeliveryError as error:
+                    if error.code != mns_client.TOO_LARGE_CODE:
+                        raise
+                    # Over the topic's MaximumMessageSize (it can be below 64 KB): never worth sending again as it
+                    # is. Sent once more truncated, as a notification over 64 KB is; still refused, it is left
+                    # out (its log line has it all) and the others are published: they may fit.
+                    cut = _body(outcome, invocation, duration_ms, cut=True)
+                    if not _published_cut(cut != body, partial(publish, body=cut), self.ctx):
+                        too_large.append(len(cut.encode("utf-8")))
+                        continue
+                published += 1
+            if too_large:
+                also = f"; {skipped} others skipped for lack of time" if skipped else ""
+                raise SinkDeliveryError(
+                    "NotificationTooLarge",
+                    f"RESULT_MNS_TOPIC {self.topic!r} refused {len(too_large)} outcome notification(s) for their size "
+                    f"even truncated (the smallest {min(too_large)} bytes): over the topic's MaximumMessageSize, so "
+                    f"that is below {min(too_large)} bytes; raise it (MNS allows up to 65536). Their outcomes are in "
+                    f"the log{also}",
+                    retriable=False,
+                )
             if skipped:
                 raise SinkDeliveryError(
                     "DeadlineExceeded",
@@ -172,6 +218,6 @@ class MnsTopicSink:
                 )
         except SinkDeliveryError as error:
             # Stop at the first message that could not be published (a missing topic or a denied key would
-            # refuse the rest too); the log line of every outcome is already written.
+            # refuse the rest too), except for its size (above); the log line of every outcome is already written.
             report_failure(self.name, error, invocation.request_id, published=published, total=len(chosen))
             raise

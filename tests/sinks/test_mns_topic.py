@@ -219,3 +219,68 @@ def test_the_dead_letters_are_published_when_the_time_runs_out(mns_env, invoke, 
     assert 0 < len(published) < 301  # the time ran out before every outcome was published
     assert (published[-1]["status"], published[-1]["batch_id"]) == ("not_found", "batch-that-does-not-exist")
     assert all(r["status"] == "queued" for r in published[:-1])
+
+
+# -- a topic created with a MaximumMessageSize below 64 KB ----------------------------------------------------------
+SMALL_TOPIC = "imm-results-1k"
+
+
+@pytest.fixture
+def small_topic(mns_env, emu):
+    emu.mns.create_topic(SMALL_TOPIC, maximum_message_size=1024)
+    mns_env.setenv("RESULT_MNS_TOPIC", SMALL_TOPIC)
+    return SMALL_TOPIC
+
+
+def test_a_notification_the_topic_refuses_for_size_is_sent_again_truncated(small_topic, invoke, emu, capsys):
+    """MNS refuses a body over the topic's MaximumMessageSize (400 InvalidArgument): the notification is published
+    again as an oversized one is (without `diff` and `error.details`, `"truncated": true`); the log keeps it all."""
+    bad = {"ProjectName": PROJECT, "Id": READY, "Tags": {f"k{i}": [i] for i in range(30)}}  # 20 error details
+    result = invoke.direct([bad, {"ProjectName": PROJECT, "Id": READY, **TAGS}])
+    assert [r["status"] for r in result["results"]] == ["invalid", "updated"]
+    assert len(json.dumps(result["results"][0])) > 1024
+    published = [json.loads(m["body"])["data"]["result"] for m in emu.mns.published(SMALL_TOPIC)]
+    assert [(r["status"], r.get("truncated")) for r in published] == [("invalid", True), ("updated", None)]
+    assert published[0]["error"]["code"] == result["results"][0]["error"]["code"]
+    assert "details" not in published[0]["error"] and "details" in result["results"][0]["error"]
+    assert [c.status for c in emu.calls(action="PublishMessage")] == [400, 201, 201]
+    records = log_records(capsys)
+    assert messages(records, "sink failed") == []
+    assert len(messages(records, "outcome")[0]["error_details"]) == 20  # the log line keeps everything
+
+
+# An outcome whose notification stays over 1 KB even truncated: 128-character names and IMM's message (500 at most).
+LONG = {"ProjectName": "p" * 128, "Id": "b" * 128, **TAGS}
+
+
+@pytest.fixture
+def refuse_long(small_topic, mns_env, emu):
+    """The next UpdateBatch is refused with a long message, straight away (no precheck)."""
+    mns_env.setenv("IMM_PRECHECK", "false")
+    emu.faults.inject("UpdateBatch", "error", count=1, status=400, code="InvalidParameter", message="m" * 900)
+
+
+def test_a_notification_too_large_even_truncated_is_a_final_sink_failure_naming_the_topic(
+    refuse_long, invoke, emu, capsys
+):
+    result = invoke.direct(LONG)
+    assert result["results"][0]["status"] == "rejected"  # the update's outcome is unaffected
+    invoke.direct({"ProjectName": PROJECT, "Id": READY, **TAGS})  # the next invocation's notification still goes
+    assert [json.loads(m["body"])["data"]["result"]["status"] for m in emu.mns.published(SMALL_TOPIC)] == ["updated"]
+    assert [c.status for c in emu.calls(action="PublishMessage")] == [400, 400, 201]  # no retry beyond truncation
+    records = log_records(capsys)
+    [failed] = messages(records, "sink failed")
+    assert failed["sink"] == "mns_topic"
+    [detail] = messages(records, "sink delivery error")
+    assert detail["error_code"] == "NotificationTooLarge" and detail["published"] == 0 and detail["total"] == 1
+    assert SMALL_TOPIC in detail["error_message"] and "MaximumMessageSize" in detail["error_message"]
+
+
+def test_a_size_refusal_does_not_stop_the_other_notifications(mns_env, refuse_long, invoke, emu, capsys):
+    mns_env.setenv("UPDATE_CONCURRENCY", "1")  # in delivery order: the fault answers LONG's UpdateBatch
+    result = invoke.direct([LONG, {"ProjectName": PROJECT, "Id": RUNNING, **TAGS}])
+    assert [r["status"] for r in result["results"]] == ["rejected", "conflict"]
+    published = [json.loads(m["body"])["data"]["result"]["status"] for m in emu.mns.published(SMALL_TOPIC)]
+    assert published == ["conflict"]
+    [detail] = messages(log_records(capsys), "sink delivery error")
+    assert (detail["error_code"], detail["published"], detail["total"]) == ("NotificationTooLarge", 1, 2)
