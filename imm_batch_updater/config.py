@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DEFAULT_TIMEOUT_S = 60.0  # the function timeout when the context does not say (local runs)
-MIN_IMM_MAX_QPS = 1.0  # the slowest IMM_MAX_QPS pace kept: one call a second (README "Configuration")
+MIN_IMM_MAX_QPS = 0.01  # the slowest IMM_MAX_QPS pace kept: one call every 100 s (README "Configuration")
 MAX_IMM_MAX_QPS = 100_000.0
 
 
@@ -118,15 +118,17 @@ def oss_object_limit(raw: str | None, max_body_bytes: int, warnings: list[str]) 
 
 def imm_max_qps(raw: str | None, warnings: list[str]) -> float:
     """IMM_MAX_QPS: 0 (no limit, the default) or MIN_IMM_MAX_QPS to MAX_IMM_MAX_QPS calls a second. Not a number,
-    negative, infinite or over the maximum warns and means no limit, like any malformed number; a pace slower than
-    one call a second (`1e-300`, a subnormal, `0.5`) warns and is raised to it: a call's turn would come seconds,
-    or aeons, after the one before, past any invocation's deadline, so every call after an instance's first would
-    be refused and its item retried for ever (the pacer never waits past the deadline; it gives the turn up)."""
+    negative, infinite or over the maximum warns and means no limit, like any malformed number. A pace slower than
+    one call every 100 s (`1e-300`, a subnormal) warns and is raised to it: a call's turn would come aeons after the
+    one before (or never: 1/qps overflows), so every IMM call after an instance's first would be given up at the
+    deadline and its item retried for ever. Slow paces above the floor (`0.5`, `0.05`) are kept as given: the
+    value is a quota, and the pacer gives up a turn that would come after the deadline (the item is retried)."""
     qps = env_float(raw, "IMM_MAX_QPS", 0.0, 0.0, MAX_IMM_MAX_QPS, warnings)
     if 0 < qps < MIN_IMM_MAX_QPS:
         warnings.append(
-            f"IMM_MAX_QPS must be 0 (no limit) or at least {MIN_IMM_MAX_QPS:g} call a second (a slower pace stalls "
-            f"the calls after the first past the invocation's deadline); using {MIN_IMM_MAX_QPS:g}"
+            f"IMM_MAX_QPS must be 0 (no limit) or at least {MIN_IMM_MAX_QPS:g} (one call every "
+            f"{1 / MIN_IMM_MAX_QPS:g} s: a slower pace stalls every call after an instance's first); "
+            f"using {MIN_IMM_MAX_QPS:g}"
         )
         return MIN_IMM_MAX_QPS
     return qps

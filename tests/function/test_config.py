@@ -147,6 +147,9 @@ class _Clock:
 @example(5e-324)  # the smallest subnormal: 1/qps overflows to inf
 @example(2.2250738585072014e-308)
 @example(0.999)
+@example(0.5)
+@example(0.01)
+@example(0.00999)
 @example(1.0)
 @example(-1.0)
 @example(-0.0)
@@ -182,14 +185,21 @@ def test_no_imm_max_qps_value_can_stall_an_imm_call(value):
     assert clock.now - started <= 2 * budget
 
 
-@pytest.mark.parametrize("raw", ["1e-300", "5e-324", "0.5", "-3", "nan", "inf", "1e400", "lots"])
+@pytest.mark.parametrize("raw", ["1e-300", "5e-324", "0.001", "-3", "nan", "inf", "1e400", "lots"])
 def test_an_imm_max_qps_that_cannot_work_warns_and_says_what_is_used(raw):
     from imm_batch_updater.config import MIN_IMM_MAX_QPS
 
     s = Settings.from_env({"IMM_MAX_QPS": raw})
     [warning] = s.warnings
     assert warning.startswith("IMM_MAX_QPS ")
-    if raw in ("1e-300", "5e-324", "0.5"):  # a pace slower than the floor: the slowest one the function keeps
+    if raw in ("1e-300", "5e-324", "0.001"):  # a pace slower than the floor: the slowest one the function keeps
         assert s.imm_max_qps == MIN_IMM_MAX_QPS and warning.endswith(f"; using {MIN_IMM_MAX_QPS:g}")
     else:  # not a number, negative, or past 100,000: no limit, as before
         assert s.imm_max_qps == 0 and warning.endswith("; using 0")
+
+
+@pytest.mark.parametrize("raw", ["0.5", "0.05", "0.01"])
+def test_a_slow_imm_max_qps_above_the_floor_is_a_quota_kept_as_given(raw):
+    """Half a call a second is a legitimate quota share: raising it would send calls faster than the user allowed."""
+    s = Settings.from_env({"IMM_MAX_QPS": raw})
+    assert s.imm_max_qps == float(raw) and not s.warnings
