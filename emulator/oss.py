@@ -74,6 +74,25 @@ _RESPONSE_OVERRIDES = {
     "response-content-encoding": "Content-Encoding",
 }
 
+# OSS's object naming rules (https://alibabacloud.com/help/en/oss/user-guide/object-naming-conventions): a name that
+# breaks them is refused with 400 InvalidObjectName, never looked up:
+#   https://www.alibabacloud.com/help/en/oss/support/http-400-status-code (both messages below),
+#   https://www.alibabacloud.com/help/en/oss/support/0016-00000005 (a leading / or \),
+#   https://www.alibabacloud.com/help/en/oss/support/0016-00000002 (too long).
+# The naming page says "1 to 1,023 bytes", the error pages "1 to 1,023 characters": the emulator refuses only what
+# both readings refuse (more than 1,023 characters).
+MAX_OBJECT_NAME = 1023
+
+
+def object_name_error(key: str) -> str | None:
+    """OSS's InvalidObjectName message for a key OSS can never hold, else None."""
+    if len(key) > MAX_OBJECT_NAME:
+        return "The Length of Object name must be less than 1024"
+    if key.startswith(("/", "\\")):
+        return "The specified object is not valid."
+    return None
+
+
 # Query parameters the emulator ignores on object requests; any other sub-resource is an unsupported operation.
 _HARMLESS_PARAMS = frozenset(_RESPONSE_OVERRIDES) | {"objectMeta", "security-token"}
 
@@ -221,7 +240,13 @@ class OssService:
         content_type: str | None = None,
         metadata: dict[str, str] | None = None,
     ) -> OssObject:
-        """Store an object directly (creating the bucket if needed) and return it (for `etag` / `size`)."""
+        """Store an object directly (creating the bucket if needed) and return it (for `etag` / `size`).
+
+        A key OSS can never hold (`object_name_error`) raises ValueError, as OSS refuses it.
+        """
+        invalid = object_name_error(key)
+        if invalid is not None:
+            raise ValueError(f"InvalidObjectName: {invalid}")
         obj = OssObject.make(data, content_type, metadata)
         with self._lock:
             self._buckets.setdefault(bucket, {})[key] = obj
@@ -314,6 +339,9 @@ class OssService:
         unsupported = [p for p in params if p in _V1_SUBRESOURCES and p not in _HARMLESS_PARAMS]
         if unsupported:
             raise _OssError(501, "NotImplemented", f"The emulator does not implement the ?{unsupported[0]} operation.")
+        invalid = object_name_error(key)
+        if invalid is not None:
+            raise _OssError(400, "InvalidObjectName", invalid)
         with self._lock:
             if bucket not in self._buckets:
                 raise _OssError(404, "NoSuchBucket", "The specified bucket does not exist.", BucketName=bucket)

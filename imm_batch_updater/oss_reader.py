@@ -9,10 +9,11 @@ Requests are signed with OSS Signature V4 (V1 is closed to new accounts since Ma
 September 2025). oss2's loggers are capped at ERROR: at INFO/DEBUG they print request headers and OSS error bodies,
 and an OSS `SignatureDoesNotMatch` body echoes the string to sign, security token included.
 
-Failures map onto outcome statuses: missing object or bucket -> `invalid` (re-reading will not help), access
-denied or another refusal -> `rejected`, OSS 5xx / throttling / network / an expired token -> retried like IMM
-calls (`retry.call`: IMM_MAX_ATTEMPTS, IMM_BACKOFF_*, within `ctx.deadline`, which leaves the optional sinks their
-reserve, however slowly OSS sends), then `failed` so the platform delivers the event again.
+Failures map onto outcome statuses: missing object or bucket, or a name no object can have (InvalidObjectName)
+-> `invalid` (re-reading will not help), access denied or another refusal -> `rejected`, OSS 5xx / throttling /
+network / an expired token -> retried like IMM calls (`retry.call`: IMM_MAX_ATTEMPTS, IMM_BACKOFF_*, within
+`ctx.deadline`, which leaves the optional sinks their reserve, however slowly OSS sends), then `failed` so the
+platform delivers the event again.
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ def _classify(exc: Exception, oss2: Any) -> ReadFailure:
         return ReadFailure(Status.INVALID, "NoSuchKey", "the object does not exist (any more)")
     if isinstance(exc, errors.NoSuchBucket):
         return ReadFailure(Status.INVALID, "NoSuchBucket", "the bucket does not exist")
+    if isinstance(exc, errors.ServerError) and getattr(exc, "code", "") == "InvalidObjectName":
+        # 400: no object can have that name (OSS object naming conventions): reading again fails the same way.
+        return ReadFailure(Status.INVALID, "InvalidObjectName", "OSS allows no object of that name")
     if isinstance(exc, errors.ServerError):
         status, code = int(getattr(exc, "status", 0) or 0), str(getattr(exc, "code", "") or "OssError")
         if status >= 500 or status in (408, 429) or code.startswith("Throttling"):

@@ -15,7 +15,7 @@ from imm_batch_updater.context import Context
 from imm_batch_updater.outcome import Status
 from imm_batch_updater.sources._body import decode_body
 from imm_batch_updater.sources.base import Message, SourceFailure
-from imm_batch_updater.sources.oss import BUCKET_NAME  # the OSS naming rules, as the OSS trigger checks them
+from imm_batch_updater.sources.oss import BUCKET_NAME, is_object_name  # OSS's naming rules, as its trigger checks
 
 SOURCE = re.compile(rf"oss://({BUCKET_NAME.pattern})/(.{{1,1023}})", re.DOTALL)
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # as in every string of a document: never sent
@@ -36,7 +36,7 @@ def resolve_source(message: Message, ctx: Context) -> Message:
         return fail(Status.INVALID, "SchemaViolation", "Source stands alone: no other field next to it", "/" + extra[0])
     source = document["Source"]
     match = SOURCE.fullmatch(source) if isinstance(source, str) else None
-    if match is None or _CONTROL.search(source):
+    if match is None or _CONTROL.search(source) or not is_object_name(match.group(2)):
         return fail(Status.INVALID, "SchemaViolation", "Source must be oss://<bucket>/<key>", "/Source")
     from imm_batch_updater.oss_reader import OssReader, ReadFailure
 

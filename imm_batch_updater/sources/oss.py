@@ -12,7 +12,9 @@
 - Key: the event carries it URL-encoded, and the encoder is not documented precisely (form style `+` for a space,
   or `%20`). It is decoded with `unquote_plus` (right for both when a literal `+` arrives as `%2B`); only if that
   object does not exist are the other readings tried: `unquote` (a literal `+`), then the key exactly as sent.
-  A genuinely missing object therefore costs up to three GETs; a present one costs one.
+  A genuinely missing object therefore costs up to three GETs; a present one costs one. A reading no object can
+  be named (a leading / or \\, over 1,023 long) is never requested: OSS answers it 400 InvalidObjectName, not
+  NoSuchKey. A key with no other reading is `invalid` (InvalidObjectName).
 - Size: objects larger than `OSS_MAX_OBJECT_BYTES` (default: MAX_BODY_BYTES) are `invalid` without being read,
   judged by the event's `size`; the read itself is bounded too, in case that size is stale or missing.
 - Missing object or bucket: `invalid`; access denied: `rejected`; OSS 5xx or network failure: `failed` (the
@@ -49,11 +51,22 @@ FINISHED_OBJECT_EVENTS = frozenset(
 )
 
 
+MAX_OBJECT_NAME = 1023  # OSS object naming conventions
+
+
+def is_object_name(key: str) -> bool:
+    """Whether OSS can hold an object named `key`: 1 to 1,023 long, not starting with / or \\ (OSS object naming
+    conventions). OSS answers a request for any other name 400 InvalidObjectName, never NoSuchKey. The naming
+    page counts bytes, the error pages characters: only names too long either way are ruled out here."""
+    return 0 < len(key) <= MAX_OBJECT_NAME and not key.startswith(("/", "\\"))
+
+
 def key_readings(raw_key: str) -> list[str]:
-    """The object keys `raw_key` may stand for, most likely first (see the module docstring)."""
+    """The object keys `raw_key` may stand for, most likely first (see the module docstring); readings that no
+    object can be named (`is_object_name`) are left out: OSS would refuse them rather than look them up."""
     readings: list[str] = []
     for key in (unquote_plus(raw_key), unquote(raw_key), raw_key):
-        if key and key not in readings:
+        if is_object_name(key) and key not in readings:
             readings.append(key)
     return readings
 
@@ -62,6 +75,7 @@ def key_readings(raw_key: str) -> list[str]:
 _POINTERS = {
     "NoSuchKey": "/oss/object/key",
     "InvalidObjectKey": "/oss/object/key",
+    "InvalidObjectName": "/oss/object/key",
     "NoSuchBucket": "/oss/bucket/name",
     "TooLarge": "/oss/object/size",
 }
@@ -119,8 +133,11 @@ class OssSource(EventTrigger):
         if not BUCKET_NAME.fullmatch(bucket):
             text = "the record's bucket name is not one OSS allows (3-63 lower-case letters, digits and hyphens)"
             return fail(Status.INVALID, "InvalidBucketName", text, "/oss/bucket/name")
-        if not isinstance(raw_key, str) or not key_readings(raw_key):
+        if not isinstance(raw_key, str) or not raw_key:
             return fail(Status.INVALID, "InvalidEvent", "the record names no object key", "/oss/object/key")
+        if not key_readings(raw_key):
+            text = "the record's object key is no name OSS allows (1-1023 long, not starting with / or \\)"
+            return fail(Status.INVALID, "InvalidObjectName", text, "/oss/object/key")
         etag = obj.get("eTag")
         suffix = f"@{etag}" if isinstance(etag, str) and etag else ""
         readings = key_readings(raw_key)
@@ -156,7 +173,7 @@ def _read_first(
         try:
             return key, reader.read(bucket, key, region, limit)
         except ReadFailure as exc:
-            if exc.code == "NoSuchKey" and n + 1 < len(readings):
+            if exc.code in ("NoSuchKey", "InvalidObjectName") and n + 1 < len(readings):
                 continue  # the next reading of the encoded key
             return SourceFailure(exc.status, exc.code, exc.message)
     raise AssertionError("unreachable: readings is never empty")

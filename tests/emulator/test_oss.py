@@ -189,6 +189,32 @@ def test_no_such_key_and_bucket(oss_emu, bucket_name):
         ghost.put_object("x.json", b"{}")
 
 
+@pytest.mark.parametrize(
+    "key, message",
+    [
+        ("/leading-slash.json", "The specified object is not valid."),
+        ("\\leading-backslash.json", "The specified object is not valid."),
+        ("k" * 1024, "The Length of Object name must be less than 1024"),
+    ],
+)
+def test_a_name_oss_can_never_hold_is_invalid_object_name_not_no_such_key(oss_emu, bucket_name, key, message):
+    # OSS's object naming rules: no leading / or \, at most 1,023 long; breaking them is 400 InvalidObjectName
+    # (https://www.alibabacloud.com/help/en/oss/support/http-400-status-code, .../support/0016-00000005).
+    b = bucket(oss_emu, bucket_name)
+    for call in (lambda: b.get_object(key), lambda: b.put_object(key, b"{}"), lambda: b.head_object(key)):
+        with pytest.raises(oss_errors.ServerError) as err:
+            call()
+        assert (err.value.status, err.value.code) == (400, "InvalidObjectName")
+    with pytest.raises(oss_errors.ServerError) as err:
+        b.get_object(key)
+    assert error_xml(err.value)["Message"] == message
+    assert oss_emu.oss.objects(bucket_name) == {}
+    b.put_object("k" * 1023, b"{}")  # the longest name OSS takes
+    assert b.get_object("k" * 1023).read() == b"{}"
+    with pytest.raises(ValueError, match="InvalidObjectName"):
+        oss_emu.oss.put_object(bucket_name, key, b"{}")  # nor can a test store one
+
+
 @pytest.mark.parametrize("version", ["v1", "v4"])
 def test_unknown_access_key(oss_emu, bucket_name, version):
     auth = oss2.Auth("nobody", SECRET) if version == "v1" else oss2.AuthV4("nobody", SECRET)

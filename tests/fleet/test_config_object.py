@@ -85,6 +85,11 @@ def test_a_config_object_over_the_limit_is_invalid(invoke, emu, config_object, f
         ({"Source": "s3://bucket/key"}, "/Source"),
         ({"Source": "oss://Bad_Bucket/key"}, "/Source"),
         ({"Source": "oss://config-bucket/"}, "/Source"),
+        # Keys OSS can never hold (a leading / or \, over 1,023 long): OSS answers 400 InvalidObjectName, not
+        # NoSuchKey, so they are refused before any read (tests/emulator/test_oss.py has the sources).
+        ({"Source": "oss://config-bucket//schedules/nightly.json"}, "/Source"),
+        ({"Source": "oss://config-bucket/\\schedules/nightly.json"}, "/Source"),
+        ({"Source": "oss://config-bucket/" + "k" * 1024}, "/Source"),
         ({"Source": 7}, "/Source"),
         ({"Source": f"oss://{BUCKET}/{KEY}", "Id": "x"}, "/Id"),
     ],

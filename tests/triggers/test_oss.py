@@ -66,6 +66,42 @@ def test_missing_object_and_bucket_are_invalid(invoke, emu):
     assert emu.calls(service="imm") == []
 
 
+def test_a_deleted_object_whose_encoded_key_is_long_is_still_no_such_key(invoke, emu):
+    # 300 "é" are 600 bytes stored, but 1,800 characters once percent-encoded in the event: the last reading of the
+    # key (as sent) is a name OSS refuses with 400 InvalidObjectName, never NoSuchKey (OSS object naming rules,
+    # emulator/oss.py), so it is not requested and the deleted object stays `invalid`, not `rejected`.
+    encoded = "requests/" + "%C3%A9" * 300 + ".json"
+    result = run(invoke, oss_event(oss_record(BUCKET, encoded)))
+    assert statuses(result) == ["invalid"] and result["results"][0]["error"]["code"] == "NoSuchKey"
+    assert pointer(result, 0) == "/events/0/oss/object/key"
+    assert len(emu.calls(action="GetObject")) == 1  # the one decoded reading
+
+
+@pytest.mark.parametrize("key", ["/requests/a.json", "\\requests.json", "k" * 1024])
+def test_a_key_oss_can_never_hold_is_invalid_without_a_read(invoke, emu, key):
+    # A leading / or \, or over 1,023 long, whichever way the key is read: no object can have that name.
+    result = run(invoke, oss_event(oss_record(BUCKET, key)))
+    assert statuses(result) == ["invalid"] and result["results"][0]["error"]["code"] == "InvalidObjectName"
+    assert pointer(result, 0) == "/events/0/oss/object/key"
+    assert emu.calls(service="oss") == [] and emu.calls(service="imm") == []
+
+
+def test_a_key_whose_decoded_readings_oss_cannot_hold_is_read_as_sent(invoke, emu):
+    etag = upload(emu, "%2Frequests%2Fa.json")  # a literal name: its decoded reading would start with /
+    result = run(invoke, oss_event(oss_record(BUCKET, "%2Frequests%2Fa.json", len(BULK), etag=etag)))
+    assert statuses(result) == ["updated", "updated"]
+    assert [c.status for c in emu.calls(action="GetObject")] == [200]  # no InvalidObjectName on the way
+
+
+def test_a_name_oss_refuses_anyway_is_invalid_not_rejected(invoke, emu):
+    # 400 InvalidObjectName for a name within 1,023 characters (OSS's naming page counts bytes, its error pages
+    # characters): reading again can never succeed, so it is the event's fault like NoSuchKey, not a refusal.
+    emu.faults.inject("GetObject", "error", count=None, service="oss", status=400, code="InvalidObjectName")
+    result = run(invoke, oss_event(oss_record(BUCKET, "requests/" + "中" * 400 + ".json")))
+    assert statuses(result) == ["invalid"] and result["results"][0]["error"]["code"] == "InvalidObjectName"
+    assert pointer(result, 0) == "/events/0/oss/object/key"
+
+
 def test_oversized_object_is_invalid_without_reading_it(invoke, emu, fn_env):
     fn_env.setenv("OSS_MAX_OBJECT_BYTES", "100")
     upload(emu, "requests/big.json", json.dumps({**DOC, "Tags": {"pad": "x" * 200}}).encode())
