@@ -14,7 +14,8 @@ Signatures are verified like OSS does:
   Credential=<ak>/<yyyymmdd>/<region>/oss/aliyun_v4_request, Signature=<hex>[, AdditionalHeaders=a;b]`, payload
   `UNSIGNED-PAYLOAD`, signing key chain seeded with `"aliyun_v4" + secret` (`oss2.auth.ProviderAuthV4`). The
   region in the scope must be the emulator's region, as OSS refuses a scope for another region.
-- STS keys (a token in the keyring) must send `x-oss-security-token` with exactly that token.
+- STS keys (a token in the keyring) must send `x-oss-security-token` with exactly that token, and permanent keys
+  none: OSS reads a request with a token as an STS one (see `OssService._secret_of`).
 
 Errors are OSS XML (`<Error><Code/><Message/><RequestId/><HostId/></Error>`, no namespace, which
 `oss2.exceptions._parse_error_body` requires). A HEAD answer has no body, so, like OSS, the error document also
@@ -471,8 +472,22 @@ class OssService:
                 OSSAccessKeyId=access_key_id,
             )
         secret, token = entry
-        # A permanent key ignores a token it does not need; an STS key needs exactly its own.
-        if token is not None and not hmac.compare_digest(request.header("x-oss-security-token"), token):
+        presented = request.header("x-oss-security-token")
+        if (token is None) != (not presented):
+            # A token makes OSS read the request as an STS one: a permanent key with a token (EC 0002-00000002,
+            # https://help.aliyun.com/zh/oss/support/0002-00000002) and an STS key without one are both an unknown
+            # AccessKey ID to OSS ("The SecurityToken is missing from the request", "the parent AccessKey ID
+            # instead of the STS-issued temporary AccessKey ID"):
+            # https://www.alibabacloud.com/help/en/oss/the-the-oss-access-key-id-you-provided-does-not-exist-in-our-records-error-message-is-returned-1
+            raise _OssError(
+                403,
+                "InvalidAccessKeyId",
+                "The OSS Access Key Id you provided does not exist in our records.",
+                OSSAccessKeyId=access_key_id,
+            )
+        if token is not None and not hmac.compare_digest(presented, token):
+            # EC 0002-00000006 (https://www.alibabacloud.com/help/en/oss/support/0002-00000006); the code and
+            # status are the emulator's reading of it (OSS's pages do not show them).
             raise _OssError(403, "InvalidSecurityToken", "The security token you provided is invalid.")
         if token is not None and self.keyring.is_expired(access_key_id):
             # OSS's answer for an expired STS key (EC 0002-00000007).

@@ -238,12 +238,26 @@ def test_sts_key_needs_its_token(oss_emu, bucket_name, version):
     oss_emu.oss.put_object(bucket_name, "doc.json", b"{}")
     without = oss2.Auth(STS_AK, STS_SECRET) if version == "v1" else oss2.AuthV4(STS_AK, STS_SECRET)
     wrong = oss2.StsAuth(STS_AK, STS_SECRET, "another-token", auth_version=version)
-    for auth in (without, wrong):
+    # Without its token an STS key is unknown to OSS: "The OSS Access Key Id you provided does not exist in our
+    # records", cause "The SecurityToken is missing from the request" (emulator/oss.py, OssService._secret_of).
+    for auth, code in ((without, "InvalidAccessKeyId"), (wrong, "InvalidSecurityToken")):
         with pytest.raises(oss_errors.ServerError) as err:
             bucket(oss_emu, bucket_name, auth).get_object("doc.json")
-        assert (err.value.status, err.value.code) == (403, "InvalidSecurityToken")
+        assert (err.value.status, err.value.code) == (403, code)
     right = oss2.StsAuth(STS_AK, STS_SECRET, STS_TOKEN, auth_version=version)
     assert bucket(oss_emu, bucket_name, right).get_object("doc.json").read() == b"{}"
+
+
+@pytest.mark.parametrize("version", ["v1", "v4"])
+def test_a_permanent_key_sent_with_a_token_is_refused_like_oss_does(oss_emu, bucket_name, version):
+    # A security token makes OSS read the request as an STS one, and a permanent AccessKey ID is no STS key:
+    # EC 0002-00000002 (https://help.aliyun.com/zh/oss/support/0002-00000002), InvalidAccessKeyId, cause "the
+    # request uses the parent AccessKey ID instead of the STS-issued one" (emulator/oss.py has the sources).
+    oss_emu.oss.put_object(bucket_name, "doc.json", b"{}")
+    with pytest.raises(oss_errors.ServerError) as err:
+        bucket(oss_emu, bucket_name, oss2.StsAuth(AK, SECRET, "a-token", auth_version=version)).get_object("doc.json")
+    assert (err.value.status, err.value.code) == (403, "InvalidAccessKeyId")
+    assert bucket(oss_emu, bucket_name, AUTHS[version]()).get_object("doc.json").read() == b"{}"
 
 
 @pytest.mark.parametrize("version", ["v1", "v4"])
