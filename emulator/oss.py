@@ -413,10 +413,11 @@ class OssService:
             if param in params:
                 headers[header] = params[param]
         status, body = 200, obj.data
-        byte_range = _parse_range(request.header("range"), obj.size)
+        standard = request.header("x-oss-range-behavior").lower() == "standard"
+        byte_range = _parse_range(request.header("range"), obj.size, clamp=standard)
         if byte_range == "unsatisfiable":
             # OSS serves the whole object for an unsatisfiable range unless asked for standard behaviour.
-            if request.header("x-oss-range-behavior").lower() == "standard":
+            if standard:
                 raise _OssError(416, "InvalidRange", "The requested range cannot be satisfied.")
         elif byte_range is not None:
             first, last = byte_range
@@ -619,22 +620,28 @@ def _v4_canonical_request(request: Request, bucket: str, key: str, additional: l
     return "\n".join([request.method, uri, query, headers, ";".join(sorted(additional)), payload]).encode("utf-8")
 
 
-def _parse_range(value: str, size: int) -> tuple[int, int] | str | None:
-    """One `bytes=a-b` / `bytes=a-` / `bytes=-n` range -> (first, last); "unsatisfiable"; None for none/ignored."""
+def _parse_range(value: str, size: int, clamp: bool = False) -> tuple[int, int] | str | None:
+    """One `bytes=a-b` / `bytes=a-` / `bytes=-n` range -> (first, last); "unsatisfiable"; None for none/ignored.
+
+    By default a range must lie within the object: OSS answers `bytes=0-1000` and `bytes=-2000` on a 1,000-byte
+    object with the whole object, 200, as for any range out of bounds ("End byte exceeds object size - full object
+    returned"; https://www.alibabacloud.com/help/en/oss/how-to-obtain-oss-resources-by-segmenting-http-range-requests).
+    `clamp` (x-oss-range-behavior: standard) cuts such a range at the last byte instead, as RFC 7233 does.
+    """
     if not value.startswith("bytes=") or "," in value:
         return None
     first_text, _, last_text = value[len("bytes=") :].strip().partition("-")
     try:
         if not first_text:
             count = int(last_text)
-            if count <= 0 or size == 0:
+            if count <= 0 or size == 0 or (count > size and not clamp):
                 return "unsatisfiable"
             return max(size - count, 0), size - 1
         first = int(first_text)
         last = int(last_text) if last_text else size - 1
     except ValueError:
         return None
-    if first >= size or last < first:
+    if first >= size or last < first or (last >= size and not clamp):
         return "unsatisfiable"
     return first, min(last, size - 1)
 

@@ -141,6 +141,15 @@ def test_range_reads(oss_emu, bucket_name):
     assert b.get_object("r.txt", byte_range=(7, None)).read() == b"789"
     whole = b.get_object("r.txt", byte_range=(50, 60))  # unsatisfiable: OSS serves the whole object
     assert whole.status == 200 and whole.read() == b"0123456789"
+    # A range reaching past the last byte is out of range too, by default: "Range: bytes=0-1000 (1,000-byte object):
+    # End byte exceeds object size - full object returned, 200 OK", and "bytes=-2000" is out of range as well
+    # (https://www.alibabacloud.com/help/en/oss/how-to-obtain-oss-resources-by-segmenting-http-range-requests).
+    for byte_range in ((2, 10), (0, 60), (None, 11)):
+        whole = b.get_object("r.txt", byte_range=byte_range)
+        assert (whole.status, whole.read()) == (200, b"0123456789"), byte_range
+        assert "Content-Range" not in whole.headers
+    tail = b.get_object("r.txt", byte_range=(2, 10), headers={"x-oss-range-behavior": "standard"})
+    assert (tail.status, tail.read(), tail.headers["Content-Range"]) == (206, b"23456789", "bytes 2-9/10")
     with pytest.raises(oss_errors.ServerError) as err:
         b.get_object("r.txt", byte_range=(50, 60), headers={"x-oss-range-behavior": "standard"})
     assert (err.value.status, err.value.code) == (416, "InvalidRange")
