@@ -5,8 +5,7 @@ JSON Pointer of each problem (relative to the document; a bulk item's result car
 dropped silently. Bodies arrive already decoded (`strictjson`, once, by the source).
 
     >>> from imm_batch_updater.config import Settings
-    >>> from imm_batch_updater.sources.async_destination import NOT_AN_UPDATE, NOT_AN_UPDATE_CODE, is_destination_record
-from imm_batch_updater.sources.base import Message
+    >>> from imm_batch_updater.sources.base import Message
     >>> [item] = documents_of(Message("direct", "m1", {"ProjectName": "p", "Id": "b", "Tags": {"k": "v"}}), Settings())
     >>> item.batch_id, item.changes
     ('b', {'Tags': {'k': 'v'}})
