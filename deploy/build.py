@@ -85,8 +85,12 @@ def compiled_at_import(
 
 
 def install_dependencies(pip_args: list[str], root: Path = ROOT) -> None:
-    """`pip install --no-deps -t python -r requirements.txt --upgrade`: exactly the lock, with checked-hash byte
-    code (SOURCE_DATE_EPOCH)."""
+    """`pip install --no-deps -t python -r requirements.txt --upgrade` into an empty ./python: exactly the lock, with
+    checked-hash byte code (SOURCE_DATE_EPOCH). An earlier build's ./python is removed first: `pip install -t` only
+    replaces what it installs again, so a package since dropped from the lock stayed (importable, and shipped), and
+    so did the .dist-info of a version since replaced (importlib.metadata then reported the old version)."""
+    if (root / "python").exists():
+        shutil.rmtree(root / "python")
     env = {**os.environ, "SOURCE_DATE_EPOCH": os.environ.get("SOURCE_DATE_EPOCH") or SOURCE_DATE_EPOCH}
     command = [sys.executable, "-m", "pip", "install", "--no-deps", "-t", "python", "-r", "requirements.txt"]
     subprocess.run([*command, "--upgrade", *pip_args], cwd=root, env=env, check=True)  # noqa: S603 (our argv)

@@ -85,3 +85,30 @@ def test_the_build_refuses_another_python_than_the_runtime(capsys, monkeypatch):
     monkeypatch.setattr(build, "RUNTIME", (2, 7))
     assert build.main(["--function-only"]) == 2
     assert "needs CPython 3.10" in capsys.readouterr().err
+
+
+def test_the_dependencies_are_installed_into_an_empty_python_folder(tmp_path, monkeypatch):
+    """`pip install -t python --upgrade` replaces only what it installs again: a package dropped from the lock since
+    the last build, or the .dist-info of a version since replaced, would stay in ./python and be deployed."""
+    root = tmp_path / "code"
+    for name in ("python/oldpkg/__init__.py", "python/six-1.16.0.dist-info/METADATA", "python/six.py"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text("")
+    calls = []
+
+    def pip(command, cwd, env, check):  # what pip -t leaves: the lock's files, next to whatever was there
+        calls.append(command)
+        for name in ("python/six.py", "python/six-1.17.0.dist-info/METADATA"):
+            (cwd / name).parent.mkdir(parents=True, exist_ok=True)
+            (cwd / name).write_text("")
+
+    monkeypatch.setattr(build.subprocess, "run", pip)
+    build.install_dependencies(["-i", "https://mirror.example/simple/"], root)
+    assert calls and calls[0][-2:] == ["-i", "https://mirror.example/simple/"]
+    left = sorted(p.relative_to(root).as_posix() for p in (root / "python").rglob("*") if p.is_file())
+    assert left == ["python/six-1.17.0.dist-info/METADATA", "python/six.py"]
+
+
+def test_the_first_build_has_no_python_folder_to_remove(tmp_path, monkeypatch):
+    monkeypatch.setattr(build.subprocess, "run", lambda command, cwd, env, check: None)
+    build.install_dependencies([], tmp_path)
