@@ -93,6 +93,7 @@ def test_python310_byte_code_is_packaged_and_other_versions_are_not(tmp_path):
         "python/alibabacloud_imm20200930/__pycache__/client.cpython-310.pyc",
         "python/requests/__pycache__/api.cpython-310.pyc",
         "python/a/b/c/__pycache__/d.cpython-310.pyc",
+        "python/__pycache__/six.cpython-310.pyc",
         "__pycache__/handler.cpython-310.pyc",
         "imm_batch_updater/__pycache__/app.cpython-310.pyc",
         "imm_batch_updater/sinks/__pycache__/log.cpython-310.pyc",
@@ -110,6 +111,11 @@ def test_python310_byte_code_is_packaged_and_other_versions_are_not(tmp_path):
         "stray.pyc",
         "imm_batch_updater/old.pyc",
         "imm_batch_updater/sinks/log.cpython-310.pyc",
+        "python/__pycache__/six.cpython-312.pyc",  # a developer's Python importing from ./python
+        "python/requests/__pycache__/api.cpython-311.pyc",
+        "python/requests/__pycache__/api.cpython-310.opt-1.pyc",
+        "python/stray.pyc",
+        "python/requests/api.cpython-310.pyc",
     ]
     for name in [*kept, *dropped, "handler.py", "imm_batch_updater/app.py"]:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
