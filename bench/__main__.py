@@ -45,8 +45,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from deploy.build import compile_function, copy_function
-
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -315,6 +313,8 @@ def packaged_function(into: Path) -> Path:
     """The function's own modules as the code package holds them: copied without any byte code a developer's
     Python left, then compiled by deploy/build.py's step (checked-hash byte code, which FC's read-only /code cannot
     write itself). The dependencies keep the byte code of their install, as `s build` leaves them."""
+    from deploy.build import compile_function, copy_function  # the repository is on sys.path from here (above)
+
     compile_function(copy_function(into))
     return into
 

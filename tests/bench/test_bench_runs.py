@@ -82,3 +82,17 @@ def test_essential_tool_prints_the_three_timings_and_the_pipeline_share():
         float(rows[k][0]) for k in ("handler", "essential", "the pipeline around it")
     )
     assert abs(handler_us - essential_us - pipeline_us) < 0.2, proc.stdout
+
+
+def test_the_bench_runs_by_its_path_from_another_folder(tmp_path):
+    """bench/__main__.py puts the repository on sys.path itself: its imports of the repository's modules come
+    after that (deploy.build was imported before it, and `python bench/__main__.py` stopped on ModuleNotFoundError)."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "__main__.py"), "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "--quick" in proc.stdout
