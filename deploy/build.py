@@ -43,7 +43,7 @@ def compile_function(root: Path = ROOT) -> int:
     ok = compileall.compile_file(str(root / FUNCTION[0]), quiet=1, force=True, invalidation_mode=mode)
     ok = compileall.compile_dir(str(root / FUNCTION[1]), quiet=1, force=True, invalidation_mode=mode) and ok
     if not ok:
-        raise RuntimeError("a module of the function does not compile (see above)")
+        raise RuntimeError("a module of the function could not be compiled, or its byte code written (see above)")
     return 1 + sum(1 for _ in (root / FUNCTION[1]).rglob("*.py"))
 
 
@@ -97,8 +97,8 @@ def install_dependencies(pip_args: list[str], root: Path = ROOT) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if sys.version_info[:2] != RUNTIME:
-        found = ".".join(map(str, sys.version_info[:3]))
+    if sys.implementation.name != "cpython" or sys.version_info[:2] != RUNTIME:
+        found = f"{sys.implementation.name} " + ".".join(map(str, sys.version_info[:3]))
         print(
             f"deploy/build.py needs CPython 3.10 (FC's python3.10 runtime), not {found}: run it with python3.10, "
             "or in the build image with `s build --command 'python3 deploy/build.py'`",
@@ -106,9 +106,16 @@ def main(argv: list[str]) -> int:
         )
         return 2
     function_only = "--function-only" in argv
-    if not function_only:
-        install_dependencies([a for a in argv if a != "--function-only"])
-    count = compile_function()
+    try:
+        if not function_only:
+            install_dependencies([a for a in argv if a != "--function-only"])
+        count = compile_function()
+    except subprocess.CalledProcessError as e:  # pip said why above
+        print(f"deploy/build.py: pip failed (exit status {e.returncode}); ./python is not usable", file=sys.stderr)
+        return 1
+    except RuntimeError as e:  # compileall said which module above
+        print(f"deploy/build.py: {e}", file=sys.stderr)
+        return 1
     print(
         f"compiled {count} modules of the function (checked-hash, cpython-310)"
         + ("" if function_only else "; the dependencies are in ./python")

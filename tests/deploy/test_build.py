@@ -112,3 +112,34 @@ def test_the_dependencies_are_installed_into_an_empty_python_folder(tmp_path, mo
 def test_the_first_build_has_no_python_folder_to_remove(tmp_path, monkeypatch):
     monkeypatch.setattr(build.subprocess, "run", lambda command, cwd, env, check: None)
     build.install_dependencies([], tmp_path)
+
+
+def test_the_build_refuses_another_implementation_than_cpython(capsys, monkeypatch):
+    monkeypatch.setattr(build, "RUNTIME", sys.version_info[:2])
+    monkeypatch.setattr(build.sys, "implementation", type("Impl", (), {"name": "pypy"})())
+    assert build.main(["--function-only"]) == 2
+    assert "needs CPython 3.10" in capsys.readouterr().err
+
+
+def test_a_failing_pip_is_one_line_and_exit_status_1(capsys, monkeypatch):
+    def pip_fails(command, cwd, env, check):
+        raise build.subprocess.CalledProcessError(1, command)
+
+    monkeypatch.setattr(build, "RUNTIME", sys.version_info[:2])
+    monkeypatch.setattr(build, "install_dependencies", lambda args: pip_fails(["pip"], None, None, True))
+    assert build.main([]) == 1
+    assert capsys.readouterr().err == "deploy/build.py: pip failed (exit status 1); ./python is not usable\n"
+
+
+def test_a_module_that_does_not_compile_is_one_line_and_exit_status_1(tmp_path, capsys, monkeypatch):
+    root = function_copy(tmp_path)
+    (root / "imm_batch_updater" / "broken.py").write_text("def broken(:\n")
+    monkeypatch.setattr(build, "RUNTIME", sys.version_info[:2])
+    monkeypatch.setattr(build, "ROOT", root)
+    monkeypatch.setattr(build.compile_function, "__defaults__", (root,))
+    assert build.main(["--function-only"]) == 1
+    out = capsys.readouterr()
+    assert "broken.py" in out.out + out.err
+    assert out.err.endswith(
+        "deploy/build.py: a module of the function could not be compiled, or its byte code written (see above)\n"
+    )
