@@ -317,7 +317,7 @@ def runtime_lock_installs_alone() -> int:
     """The code package's build (deploy/build.py) on FC's runtime Python, in a copy of the function: it installs
     the lock alone (`--no-deps`) and `pip check` passes on it; then a fresh interpreter importing the function and
     the IMM SDK from the built package (without writing byte code, like the read-only /code, and with every source's
-    modification time moved, as a zip may) compiles nothing."""
+    modification time moved, as fc3's zip does) compiles nothing."""
     from deploy.build import compiled_at_import, copy_function  # standard library only, like this file
 
     base = find_python(RUNTIME_PYTHON)
@@ -339,7 +339,7 @@ def runtime_lock_installs_alone() -> int:
         if subprocess.run([str(py), "-m", "pip", "check"], env=env).returncode:
             say(f"requirements.txt does not install on its own on Python {RUNTIME_PYTHON} (pip check above)")
             return 1
-        for source in code.rglob("*.py"):  # a zip round trip moves modification times: checked-hash byte code stays
+        for source in code.rglob("*.py"):  # fc3's zip dates every file 2023-11-01: checked-hash byte code stays
             os.utime(source, (315532800, 315532800))
         compiled = compiled_at_import(str(py), code, ("alibabacloud_imm20200930.client",), env)
         if compiled:

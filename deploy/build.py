@@ -9,8 +9,9 @@ every module the package ships, dependencies and our own alike.
 Why: FC's `/code` is read-only, so Python cannot write byte code there, and a module shipped without its `.pyc` is
 compiled again on every cold start (about 0.5 s for the dependencies, about 25 ms for our own modules:
 docs/deploy.md, 4). All of it is *checked-hash* byte code (PEP 552), validated against a hash of its source rather
-than the source's modification time, which a zip round trip moves: byte code left from an older source is simply
-not used (compiled again, never a wrong result). `.fcignore` keeps the `cpython-310` byte code only.
+than the source's modification time, which fc3's zip sets to 2023-11-01 for every file: byte code left from an older
+source is simply not used (compiled again, never a wrong result). `.fcignore` keeps the `cpython-310` byte code
+only.
 
 Standard library only: this runs in the build image before any dependency is installed. fc3 runs `--command` in
 the runtime's build image with the code directory mounted at /code (devsapp/fc3,

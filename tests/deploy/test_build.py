@@ -43,7 +43,7 @@ def test_after_the_build_no_module_of_the_function_is_compiled(tmp_path):
 
 
 def test_the_byte_code_is_checked_hash_so_a_moved_modification_time_keeps_it(tmp_path):
-    """A zip round trip moves modification times (2 s resolution): timestamp byte code would be compiled again."""
+    """fc3's zip dates every file 2023-11-01: timestamp byte code would be compiled again at every cold start."""
     root = function_copy(tmp_path)
     build.compile_function(root)
     for source in [root / "handler.py", *(root / "imm_batch_updater").rglob("*.py")]:
