@@ -98,6 +98,9 @@ def install_dependencies(pip_args: list[str], root: Path = ROOT) -> None:
 
 
 def main(argv: list[str]) -> int:
+    if "-h" in argv or "--help" in argv:  # not pip's help: pip would run after ./python was removed
+        print(__doc__)
+        return 0
     if sys.implementation.name != "cpython" or sys.version_info[:2] != RUNTIME:
         found = f"{sys.implementation.name} " + ".".join(map(str, sys.version_info[:3]))
         print(

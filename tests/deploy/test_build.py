@@ -143,3 +143,13 @@ def test_a_module_that_does_not_compile_is_one_line_and_exit_status_1(tmp_path, 
     assert out.err.endswith(
         "deploy/build.py: a module of the function could not be compiled, or its byte code written (see above)\n"
     )
+
+
+def test_help_prints_the_usage_and_builds_nothing(capsys, monkeypatch):
+    """`--help` is not passed on to pip: the build would remove ./python first, then only print pip's help."""
+    monkeypatch.setattr(build, "RUNTIME", sys.version_info[:2])
+    monkeypatch.setattr(build, "install_dependencies", lambda args: pytest.fail(f"pip ran: {args}"))
+    monkeypatch.setattr(build, "compile_function", lambda: pytest.fail("compiled"))
+    for flag in ("-h", "--help"):
+        assert build.main([flag]) == 0
+        assert "--function-only" in capsys.readouterr().out
