@@ -340,7 +340,7 @@ def runtime_lock_installs_alone() -> int:
             say(f"requirements.txt does not install on its own on Python {RUNTIME_PYTHON} (pip check above)")
             return 1
         for source in code.rglob("*.py"):  # fc3's zip dates every file 2023-11-01: checked-hash byte code stays
-            os.utime(source, (315532800, 315532800))
+            os.utime(source, (1698796800, 1698796800))  # 2023-11-01 00:00 UTC
         compiled = compiled_at_import(str(py), code, ("alibabacloud_imm20200930.client",), env)
         if compiled:
             say(
