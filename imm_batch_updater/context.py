@@ -87,12 +87,16 @@ def _str(value: Any) -> str | None:
     return str(value).strip() or None
 
 
+MAX_TIMEOUT_S = 86_400  # FC 3.0's longest function timeout (1 to 86400 s)
+
+
 def _timeout(value: Any) -> float:
+    """`function.timeout` in seconds: FC's integer, 1 to 86400 (86400 included); anything else, DEFAULT_TIMEOUT_S."""
     try:
         timeout = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer too large for a float (10**400)
         return DEFAULT_TIMEOUT_S
-    return timeout if 0 < timeout < 86_400 else DEFAULT_TIMEOUT_S
+    return timeout if 0 < timeout <= MAX_TIMEOUT_S else DEFAULT_TIMEOUT_S
 
 
 # -- endpoints ---------------------------------------------------------------------------------------------------

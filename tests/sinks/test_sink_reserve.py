@@ -14,6 +14,8 @@ import json
 import time
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 from standardwebhooks.webhooks import Webhook
 
 from imm_batch_updater.app import DeliveryIncomplete
@@ -165,3 +167,43 @@ def test_the_context_sets_the_reserve_aside_only_when_optional_sinks_are_configu
     gap = with_sink.sinks_deadline.expires_at - with_sink.deadline.expires_at
     assert gap == pytest.approx(5.0)
     assert with_sink.sinks_deadline.expires_at - time.monotonic() == pytest.approx(55.0, abs=0.5)
+
+
+# -- the timeout FC gives, whatever it is ---------------------------------------------------------------------------
+TIMEOUT_VALUES = st.one_of(
+    st.integers(min_value=-(10**400), max_value=10**400),
+    st.floats(allow_nan=True, allow_infinity=True, allow_subnormal=True),
+    st.text(max_size=12),
+    st.booleans(),
+    st.none(),
+    st.decimals(allow_nan=True, allow_infinity=True),
+)
+
+
+@example(86_400, True)  # FC 3.0's largest timeout (the fc3 component's schema: 1 to 86400)
+@example(10**400, True)  # float() of it raises OverflowError, not ValueError
+@example(-(10**400), False)
+@example("1" * 400, True)
+@example(0.1, True)
+@example(1, True)
+@given(value=TIMEOUT_VALUES, sinks=st.booleans())
+def test_every_timeout_value_gives_two_ordered_deadlines_within_it(value, sinks):
+    """FC's `function.timeout` is an integer from 1 to 86400; a context may hold anything (local runs pass a dict).
+    No value makes the context raise (it is built before anything is caught: the handler would raise and the
+    platform retry for ever); a usable one bounds both deadlines, the calls' no later than the sinks'."""
+    env = {"RESULT_WEBHOOK_URL": "https://example.com/hook"} if sinks else {}
+    ctx = InvocationContext({"function": {"timeout": value}}, Settings.from_env(env))
+    assert 0 < ctx.timeout_s <= 86_400
+    assert ctx.deadline.expires_at <= ctx.sinks_deadline.expires_at
+    assert ctx.deadline.budget_s > 0 and ctx.sinks_deadline.budget_s <= max(ctx.timeout_s - 0.5, 0.1)
+    if (sinks and ctx.timeout_s >= 3) or not sinks:  # the IMM side keeps at least half of the deadline
+        assert ctx.deadline.budget_s >= ctx.sinks_deadline.budget_s / 2
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 86_400:
+        assert ctx.timeout_s == value  # every timeout FC can give is taken as given
+
+
+def test_a_timeout_too_large_for_a_float_is_answered_not_raised(invoke, sts):
+    context = fc_context(sts)
+    context.function.timeout = 10**400
+    result = invoke.direct(INVALID, context=context)
+    assert [r["status"] for r in result["results"]] == ["invalid"]
