@@ -350,8 +350,10 @@ class ImmClient:
         `request`, with retries; and the number of attempts."""
 
         def attempt(left_s: float) -> Any:
-            if self.pacer is not None and not self.pacer.acquire(self.deadline.expires_at - retry.MIN_ATTEMPT_S):
-                raise ImmError(Kind.THROTTLE, "RateLimited", "IMM_MAX_QPS leaves no slot for this call in time")
+            if self.pacer is not None:
+                if not self.pacer.acquire(self.deadline.expires_at - retry.MIN_ATTEMPT_S):
+                    raise ImmError(Kind.THROTTLE, "RateLimited", "IMM_MAX_QPS leaves no slot for this call in time")
+                left_s = self.deadline.expires_at - time.monotonic()  # what the wait for the turn left
             runtime = _runtime_options(
                 *attempt_timeouts(int(left_s * 1000), self.connect_timeout_ms, self.read_timeout_ms)
             )

@@ -1,0 +1,100 @@
+"""IMM_MAX_QPS against the invocation's own time: a pace the configuration keeps must let a document be applied.
+
+A document with the precheck (the default) needs two IMM calls in one invocation, GetBatch then UpdateBatch, and the
+pacer starts them at least 1/IMM_MAX_QPS s apart. When that is longer than the IMM calls have (the function timeout
+minus its margin, minus the optional sinks' reserve), the UpdateBatch's turn never comes before the deadline: every
+delivery ends `throttled`, and so does every redelivery, for ever (nothing can succeed later). Driven through
+handler.handler against the emulator, with FC's default 3 s timeout and an MNS topic sink (IMM calls end by 1.5 s).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from imm_batch_updater.app import DeliveryIncomplete
+from imm_batch_updater.ratelimit import pacer
+from tests.conftest import PROJECT, READY, fc_context
+
+TOPIC = "imm-results"
+UPDATE = {"ProjectName": PROJECT, "Id": READY, "Tags": {"owner": "media-team"}}
+
+
+@pytest.fixture
+def fresh_pacers():
+    pacer.cache_clear()  # the pacer is the instance's: each test starts as a new instance
+    yield
+    pacer.cache_clear()
+
+
+@pytest.mark.parametrize("qps", ["0.5", "0.7"])
+def test_a_pace_the_readme_keeps_still_applies_a_document_within_a_3_s_timeout_with_a_sink(
+    invoke, emu, fn_env, sts, fresh_pacers, capsys, qps
+):
+    emu.mns.create_topic(TOPIC)
+    fn_env.setenv("RESULT_MNS_TOPIC", TOPIC)
+    fn_env.setenv("RESULT_MNS_ENDPOINT", emu.url)
+    fn_env.setenv("IMM_MAX_QPS", qps)  # README: "slow paces above it (`0.5`) are kept"
+    started = time.monotonic()
+    result = invoke.direct(UPDATE, context=fc_context(sts, timeout=3))
+    assert time.monotonic() - started < 2.5  # the invocation's deadline
+    assert [r["status"] for r in result["results"]] == ["updated"]
+    assert emu.imm.get_batch(PROJECT, READY)["Tags"] == {"owner": "media-team"}
+    # The pace was raised for this timeout, and the configuration warning says so, naming the variable.
+    warnings = [line for line in capsys.readouterr().out.splitlines() if '"configuration"' in line]
+    assert any("IMM_MAX_QPS" in line and "timeout" in line for line in warnings)
+
+
+def test_a_pace_that_fits_the_time_is_kept_as_given(invoke, emu, fn_env, sts, fresh_pacers, capsys):
+    """60 s (s.yaml) leaves 55 s: IMM_MAX_QPS 0.5 (2 s apart) fits, so it is the quota and is not raised."""
+    fn_env.setenv("IMM_MAX_QPS", "0.5")
+    result = invoke.direct(UPDATE, context=fc_context(sts, timeout=60))
+    assert [r["status"] for r in result["results"]] == ["updated"]
+    calls = emu.calls(service="imm")
+    assert [c.action for c in calls] == ["GetBatch", "UpdateBatch"]
+    assert calls[1].started - calls[0].started >= 1.9  # 1 / 0.5 s apart (as the emulator read them): the user's pace
+    assert "IMM_MAX_QPS" not in capsys.readouterr().out
+
+
+def test_the_raised_pace_still_gives_up_a_turn_past_the_deadline(invoke, emu, fn_env, sts, fresh_pacers):
+    """Raising the pace to fit one document does not remove the limit: a second document for another batch in the
+    same delivery still waits its turn, and what does not fit is retried (not final), not sent early."""
+    emu.mns.create_topic(TOPIC)
+    fn_env.setenv("RESULT_MNS_TOPIC", TOPIC)
+    fn_env.setenv("RESULT_MNS_ENDPOINT", emu.url)
+    fn_env.setenv("IMM_MAX_QPS", "0.5")
+    fn_env.setenv("UPDATE_CONCURRENCY", "1")
+    docs = [UPDATE, {"ProjectName": PROJECT, "Id": "batch-demo-failed", "Tags": {"owner": "media-team"}}]
+    with pytest.raises(DeliveryIncomplete):
+        invoke.direct(docs, context=fc_context(sts, timeout=3))
+    calls = emu.calls(service="imm")
+    gaps = [b.started - a.started for a, b in zip(calls, calls[1:], strict=False)]
+    assert len(calls) >= 2 and all(gap >= 0.6 for gap in gaps)  # paced: (1.5 s - 0.2 s) / 2 apart at the fastest
+
+
+def test_a_call_that_waited_for_its_turn_gets_timeouts_cut_to_what_is_left_after_the_wait(
+    invoke, emu, fn_env, sts, fresh_pacers, monkeypatch
+):
+    """README Time budget: "the connect and read timeouts together are cut to the time left". The pacer's wait
+    happens inside the attempt: the UpdateBatch below waits 1 s for its turn, and its timeouts must be cut to what
+    is left after that wait, not to what was left when the attempt began (the watchdog is the only other bound, and
+    it cannot cut a connect that is still resolving the host)."""
+    from imm_batch_updater import imm
+
+    seen: list[tuple[float, int, int]] = []
+    real = imm._runtime_options
+
+    def recorded(read_ms: int, connect_ms: int):
+        seen.append((time.monotonic(), read_ms, connect_ms))
+        return real(read_ms, connect_ms)
+
+    monkeypatch.setattr(imm, "_runtime_options", recorded)
+    fn_env.setenv("IMM_MAX_QPS", "1")
+    started = time.monotonic()
+    result = invoke.direct(UPDATE, context=fc_context(sts, timeout=3))  # deadline: 2.5 s after the start
+    assert [r["status"] for r in result["results"]] == ["updated"]
+    assert len(seen) == 2 and seen[1][0] - seen[0][0] >= 0.9  # the UpdateBatch waited for its turn
+    for at, read_ms, connect_ms in seen:
+        left_ms = (started + 2.5 - at) * 1000
+        assert read_ms + connect_ms <= left_ms + 50, (read_ms, connect_ms, left_ms)
