@@ -15,7 +15,11 @@ from imm_batch_updater.context import Context
 from imm_batch_updater.outcome import Status
 from imm_batch_updater.sources._body import decode_body
 from imm_batch_updater.sources.base import Message, SourceFailure
-from imm_batch_updater.sources.oss import BUCKET_NAME, is_object_name  # OSS's naming rules, as its trigger checks
+from imm_batch_updater.sources.oss import (  # OSS's naming rules, as its trigger checks them
+    BUCKET_NAME,
+    DOT_SEGMENTS,
+    is_object_name,
+)
 
 SOURCE = re.compile(rf"oss://({BUCKET_NAME.pattern})/(.{{1,1023}})", re.DOTALL)
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # as in every string of a document: never sent
@@ -38,6 +42,9 @@ def resolve_source(message: Message, ctx: Context) -> Message:
     match = SOURCE.fullmatch(source) if isinstance(source, str) else None
     if match is None or _CONTROL.search(source) or not is_object_name(match.group(2)):
         return fail(Status.INVALID, "SchemaViolation", "Source must be oss://<bucket>/<key>", "/Source")
+    if match.group(2) in DOT_SEGMENTS:
+        text = "the Source object is named . or .., which no HTTP request can name (rename the object)"
+        return fail(Status.INVALID, "InvalidObjectKey", text, "/Source")
     from imm_batch_updater.oss_reader import OssReader, ReadFailure
 
     bucket, key = match.group(1), match.group(2)

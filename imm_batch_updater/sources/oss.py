@@ -14,7 +14,8 @@
   object does not exist are the other readings tried: `unquote` (a literal `+`), then the key exactly as sent.
   A genuinely missing object therefore costs up to three GETs; a present one costs one. A reading no object can
   be named (a leading / or \\, over 1,023 long) is never requested: OSS answers it 400 InvalidObjectName, not
-  NoSuchKey. A key with no other reading is `invalid` (InvalidObjectName).
+  NoSuchKey. A key with no other reading is `invalid` (InvalidObjectName). Nor is `.` or `..`: OSS can
+  hold them, but HTTP clients drop those path segments (`invalid` InvalidObjectKey when no other reading is left).
 - Size: objects larger than `OSS_MAX_OBJECT_BYTES` (default: MAX_BODY_BYTES) are `invalid` without being read,
   judged by the event's `size`; the read itself is bounded too, in case that size is stale or missing.
 - Missing object or bucket: `invalid`; access denied: `rejected`; OSS 5xx or network failure: `failed` (the
@@ -61,12 +62,25 @@ def is_object_name(key: str) -> bool:
     return 0 < len(key) <= MAX_OBJECT_NAME and not key.startswith(("/", "\\"))
 
 
+# Names OSS can hold that no HTTP client requests as named: oss2 sends a key as one path segment (a / in it is
+# encoded), and requests/urllib3 remove the dot segments "." and ".." from a URL's path (RFC 3986, 5.2.4), so the
+# read goes to the bucket's root, signed for the object, and OSS refuses it (403 SignatureDoesNotMatch): no retry
+# and no permission can change that.
+DOT_SEGMENTS = frozenset({".", ".."})
+
+
+def is_requestable(key: str) -> bool:
+    """Whether the object `key` names can be requested: `is_object_name`, and not a dot segment."""
+    return is_object_name(key) and key not in DOT_SEGMENTS
+
+
 def key_readings(raw_key: str) -> list[str]:
     """The object keys `raw_key` may stand for, most likely first (see the module docstring); readings that no
-    object can be named (`is_object_name`) are left out: OSS would refuse them rather than look them up."""
+    object can be named (`is_object_name`) are left out: OSS would refuse them rather than look them up; so are the
+    names no request can carry (`DOT_SEGMENTS`)."""
     readings: list[str] = []
     for key in (unquote_plus(raw_key), unquote(raw_key), raw_key):
-        if is_object_name(key) and key not in readings:
+        if is_requestable(key) and key not in readings:
             readings.append(key)
     return readings
 
@@ -136,6 +150,9 @@ class OssSource(EventTrigger):
         if not isinstance(raw_key, str) or not raw_key:
             return fail(Status.INVALID, "InvalidEvent", "the record names no object key", "/oss/object/key")
         if not key_readings(raw_key):
+            if any(k in DOT_SEGMENTS for k in (unquote_plus(raw_key), unquote(raw_key), raw_key)):
+                text = "the record's object is named . or .., which no HTTP request can name (rename the object)"
+                return fail(Status.INVALID, "InvalidObjectKey", text, "/oss/object/key")
             text = "the record's object key is no name OSS allows (1-1023 long, not starting with / or \\)"
             return fail(Status.INVALID, "InvalidObjectName", text, "/oss/object/key")
         etag = obj.get("eTag")

@@ -90,6 +90,9 @@ def test_a_config_object_over_the_limit_is_invalid(invoke, emu, config_object, f
         ({"Source": "oss://config-bucket//schedules/nightly.json"}, "/Source"),
         ({"Source": "oss://config-bucket/\\schedules/nightly.json"}, "/Source"),
         ({"Source": "oss://config-bucket/" + "k" * 1024}, "/Source"),
+        # Names OSS can hold but no HTTP client requests as named (dot segments are removed from the path).
+        ({"Source": "oss://config-bucket/."}, "/Source"),
+        ({"Source": "oss://config-bucket/.."}, "/Source"),
         ({"Source": 7}, "/Source"),
         ({"Source": f"oss://{BUCKET}/{KEY}", "Id": "x"}, "/Id"),
     ],

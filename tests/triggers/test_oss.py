@@ -102,6 +102,26 @@ def test_a_name_oss_refuses_anyway_is_invalid_not_rejected(invoke, emu):
     assert pointer(result, 0) == "/events/0/oss/object/key"
 
 
+@pytest.mark.parametrize("key", [".", ".."])
+def test_an_object_named_dot_or_dot_dot_cannot_be_requested_and_is_invalid_not_rejected(invoke, emu, key):
+    # OSS can hold them (1 to 1,023 long, no leading / or \\), but no HTTP client sends them: the key is one path
+    # segment, and requests/urllib3 remove "." and ".." segments (RFC 3986, 5.2.4), so the read went to the
+    # bucket's root, signed for the object, and came back 403 SignatureDoesNotMatch: `rejected`, "check
+    # oss:GetObject for the role", for a role that has it. No retry and no permission can change that.
+    etag = upload(emu, key)
+    result = run(invoke, oss_event(oss_record(BUCKET, key, len(BULK), etag=etag)))
+    assert statuses(result) == ["invalid"] and result["results"][0]["error"]["code"] == "InvalidObjectKey"
+    assert pointer(result, 0) == "/events/0/oss/object/key"
+    assert emu.calls(service="oss") == [] and emu.calls(service="imm") == []
+
+
+def test_a_key_whose_encoded_form_is_a_dot_segment_is_read_as_sent(invoke, emu):
+    etag = upload(emu, "%2E%2E")  # a literal name; its decoded reading ".." cannot be requested
+    result = run(invoke, oss_event(oss_record(BUCKET, "%2E%2E", len(BULK), etag=etag)))
+    assert statuses(result) == ["updated", "updated"]
+    assert [c.status for c in emu.calls(action="GetObject")] == [200]
+
+
 def test_oversized_object_is_invalid_without_reading_it(invoke, emu, fn_env):
     fn_env.setenv("OSS_MAX_OBJECT_BYTES", "100")
     upload(emu, "requests/big.json", json.dumps({**DOC, "Tags": {"pad": "x" * 200}}).encode())
