@@ -6,13 +6,16 @@ import json
 import logging
 import time
 import tracemalloc
+from urllib.parse import unquote, unquote_plus
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from imm_batch_updater.app import DeliveryIncomplete
 from imm_batch_updater.config import Settings
 from imm_batch_updater.context import EndpointUnknown, endpoint
-from tests.conftest import FAILED, PROJECT, READY, StsKey, fc_context
+from tests.conftest import FAILED, PROJECT, READY, StsKey, examples, fc_context
 from tests.triggers.events import DOC, oss_event, oss_record, pointer, run, statuses
 
 BUCKET = "demo-bucket"
@@ -316,3 +319,51 @@ def test_a_region_that_is_not_a_region_id_never_names_a_host():
         with pytest.raises(EndpointUnknown, match="not a region id"):
             oss_url(region)
     assert oss_url("CN-Hangzhou") == "https://oss-CN-Hangzhou.aliyuncs.com"  # a host name ignores case
+
+
+# -- every name, every encoding ---------------------------------------------------------------------------------
+_NAME_CHARS = st.characters(blacklist_categories=("Cs",), min_codepoint=1)  # any Unicode scalar value but NUL
+
+
+@pytest.mark.parametrize("encoding", ["quote", "quote_plus", "as stored"])
+def test_any_object_name_in_any_encoding_ends_as_documented(invoke, emu, encoding):
+    """Generated names (any Unicode, dots, %, +, spaces, control characters, leading / or \\, over 1,023 long) in
+    each encoding an event may use: an object OSS can hold and a request can name is read and applied; "." and ".."
+    are `invalid` InvalidObjectKey; a name OSS cannot hold is `invalid` InvalidObjectName, never read; the error
+    message never echoes the name (it is only in the message id, as every OSS message id is)."""
+    from urllib.parse import quote, quote_plus
+
+    encode = {"quote": lambda k: quote(k, safe="/"), "quote_plus": lambda k: quote_plus(k, safe="/")}
+    names = st.one_of(
+        st.text(_NAME_CHARS, min_size=1, max_size=40),
+        st.sampled_from([".", "..", "a/../b", "./a", "%2E%2E", "100%", "a+b c", "/a", "\\a", "//", "k" * 1024]),
+        st.builds(lambda p, n: p + n, st.sampled_from(["/", "\\"]), st.text(_NAME_CHARS, max_size=10)),
+    )
+
+    @settings(max_examples=examples(60), deadline=None, suppress_health_check=list(HealthCheck))
+    @given(name=names)
+    def check(name: str) -> None:
+        holdable = 0 < len(name) <= 1023 and not name.startswith(("/", "\\"))
+        etag = emu.oss.put_object(BUCKET, name, json.dumps(DOC).encode()).etag if holdable else "ETAG"
+        sent = encode[encoding](name) if encoding in encode else name
+        reads = len(emu.calls(action="GetObject"))
+        result = run(invoke, oss_event(oss_record(BUCKET, sent, etag=etag)))
+        [outcome] = result["results"]
+        if holdable and name not in (".", ".."):
+            assert outcome["status"] == "updated", (name, sent, outcome)
+            return
+        readings = {unquote_plus(sent), unquote(sent), sent}
+        dots = readings & {".", ".."}
+        requestable = [r for r in readings - dots if 0 < len(r) <= 1023 and not r.startswith(("/", "\\"))]
+        if not requestable:
+            code = "InvalidObjectKey" if dots else "InvalidObjectName"
+            assert (outcome["status"], outcome["error"]["code"]) == ("invalid", code), (name, sent, outcome)
+            assert pointer(result, 0) == "/events/0/oss/object/key"
+            assert len(emu.calls(action="GetObject")) == reads  # never requested
+        else:  # another reading of what was sent names an object that may exist (an earlier example's): looked up
+            assert outcome["status"] in ("invalid", "updated"), (name, sent, outcome)
+            assert outcome["status"] == "updated" or outcome["error"]["code"] == "NoSuchKey", (name, sent, outcome)
+        if len(name) >= 6:
+            assert name not in outcome["error"]["message"]
+
+    check()
