@@ -352,7 +352,11 @@ class ImmClient:
         def attempt(left_s: float) -> Any:
             if self.pacer is not None:
                 if not self.pacer.acquire(self.deadline.expires_at - retry.MIN_ATTEMPT_S):
-                    raise ImmError(Kind.THROTTLE, "RateLimited", "IMM_MAX_QPS leaves no slot for this call in time")
+                    # Throttled (the platform retries the item), but not again here: a later turn is later still.
+                    refused = ImmError(Kind.THROTTLE, "RateLimited", "IMM_MAX_QPS leaves no slot for this call in time")
+                    refused.retriable = False
+                    refused.extra["not_sent"] = True
+                    raise refused
                 left_s = self.deadline.expires_at - time.monotonic()  # what the wait for the turn left
             runtime = _runtime_options(
                 *attempt_timeouts(int(left_s * 1000), self.connect_timeout_ms, self.read_timeout_ms)
@@ -399,6 +403,8 @@ class ImmClient:
             )
         except ImmError as error:
             error.extra.setdefault("attempts", 0)
+            if error.extra.pop("not_sent", False):  # the last attempt made no call: `attempts` counts IMM calls
+                error.extra["attempts"] -= 1
             raise
         except CallError as error:  # DeadlineExceeded from the retry helper
             raise _as_imm_error(error) from None

@@ -98,3 +98,28 @@ def test_a_call_that_waited_for_its_turn_gets_timeouts_cut_to_what_is_left_after
     for at, read_ms, connect_ms in seen:
         left_ms = (started + 2.5 - at) * 1000
         assert read_ms + connect_ms <= left_ms + 50, (read_ms, connect_ms, left_ms)
+
+
+def _outcomes(capsys):
+    import json as _json
+
+    return [_json.loads(line) for line in capsys.readouterr().out.splitlines() if '"msg":"outcome"' in line]
+
+
+def test_a_turn_the_pace_cannot_give_is_not_retried_nor_counted_as_an_imm_call(
+    invoke, emu, fn_env, sts, fresh_pacers, capsys
+):
+    """A turn past the deadline only moves later: trying again within the invocation can never get one. Retrying
+    it spent the delivery's shared retry budget (which the other documents' real retries need) and reported each
+    refusal as an IMM call made (`attempts`, README Outcomes: "IMM calls made")."""
+    fn_env.setenv("IMM_MAX_QPS", "1")
+    fn_env.setenv("UPDATE_CONCURRENCY", "1")
+    fn_env.setenv("IMM_PRECHECK", "false")
+    docs = [{"ProjectName": PROJECT, "Id": i, "Tags": {"owner": "media-team"}} for i in (READY, "batch-demo-failed")]
+    docs += [{**docs[0], "Tags": {"owner": f"o{n}"}} for n in range(3)]
+    with pytest.raises(DeliveryIncomplete):
+        invoke.direct(docs, context=fc_context(sts, timeout=3))
+    lines = _outcomes(capsys)
+    assert sum(line["attempts"] for line in lines) == len(emu.calls(service="imm"))
+    throttled = [line for line in lines if line["status"] == "throttled"]
+    assert throttled and all(line["attempts"] == 0 for line in throttled)
