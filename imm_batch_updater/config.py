@@ -122,7 +122,8 @@ def imm_max_qps(raw: str | None, warnings: list[str]) -> float:
     one call every 100 s (`1e-300`, a subnormal) warns and is raised to it: a call's turn would come aeons after the
     one before (or never: 1/qps overflows), so every IMM call after an instance's first would be given up at the
     deadline and its item retried for ever. Slow paces above the floor (`0.5`, `0.05`) are kept as given: the
-    value is a quota, and the pacer gives up a turn that would come after the deadline (the item is retried)."""
+    value is a quota, and the pacer gives up a turn that would come after the deadline (the item is retried; when
+    the pace cannot fit a document's two calls in the invocation at all, as a `ConfigurationError`: imm.py)."""
     qps = env_float(raw, "IMM_MAX_QPS", 0.0, 0.0, MAX_IMM_MAX_QPS, warnings)
     if 0 < qps < MIN_IMM_MAX_QPS:
         warnings.append(

@@ -37,7 +37,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from imm_batch_updater import retry
+from imm_batch_updater import ratelimit, retry
 from imm_batch_updater.context import Endpoint
 from imm_batch_updater.credentials import Credentials
 from imm_batch_updater.ratelimit import Pacer
@@ -260,6 +260,16 @@ class Answer(NamedTuple):
     next_token: str | None = None  # ListBatches
 
 
+def _pace_too_slow(interval_s: float, budget_s: float) -> ImmError:
+    return ImmError(
+        Kind.RETRY,
+        "ConfigurationError",
+        f"IMM_MAX_QPS starts IMM calls {interval_s:g} s apart, but this invocation's IMM calls have {budget_s:.3g} s "
+        "(the function timeout less its margin and the optional sinks' reserve): a document's second call "
+        "(UpdateBatch after GetBatch) can never start in time; raise IMM_MAX_QPS or the function timeout",
+    )
+
+
 class ImmClient:
     """Signed IMM calls with one invocation's credentials, retries, deadline and pacing.
 
@@ -352,8 +362,15 @@ class ImmClient:
         def attempt(left_s: float) -> Any:
             if self.pacer is not None:
                 if not self.pacer.acquire(self.deadline.expires_at - retry.MIN_ATTEMPT_S):
-                    # Throttled (the platform retries the item), but not again here: a later turn is later still.
-                    refused = ImmError(Kind.THROTTLE, "RateLimited", "IMM_MAX_QPS leaves no slot for this call in time")
+                    # Not retried here (a later turn is later still): throttled, the platform retries the item; or,
+                    # when the pace itself is too slow for this invocation's time, a configuration error (`failed`,
+                    # retried too: it succeeds once the setting or the timeout is changed). Never faster than the
+                    # configured pace: IMM_MAX_QPS is the user's share of the account's quota.
+                    refused = (
+                        ImmError(Kind.THROTTLE, "RateLimited", "IMM_MAX_QPS leaves no slot for this call in time")
+                        if ratelimit.fits(self.pacer.interval, self.deadline.budget_s)
+                        else _pace_too_slow(self.pacer.interval, self.deadline.budget_s)
+                    )
                     refused.retriable = False
                     refused.extra["not_sent"] = True
                     raise refused

@@ -22,6 +22,8 @@ import time
 from collections.abc import Callable
 from functools import lru_cache
 
+from imm_batch_updater.retry import MIN_ATTEMPT_S
+
 
 class Pacer:
     def __init__(self, qps: float, clock: Callable[[], float] = time.monotonic) -> None:
@@ -51,3 +53,14 @@ class Pacer:
 def pacer(qps: float) -> Pacer:
     """The instance's pacer for this limit: shared by every invocation and thread of the instance."""
     return Pacer(qps)
+
+
+def fits(interval_s: float, budget_s: float) -> bool:
+    """Whether calls `interval_s` apart let one document's two calls (GetBatch then UpdateBatch; a selection's
+    ListBatches then its first update) both start within `budget_s`, the time the invocation's IMM calls have: half
+    of it, less the shortest attempt, as the first call may have waited for its own turn.
+
+    >>> fits(2.0, 55.0), fits(2.0, 1.5)   # IMM_MAX_QPS 0.5 with s.yaml's 60 s; with FC's 3 s and optional sinks
+    (True, False)
+    """
+    return interval_s <= (budget_s - MIN_ATTEMPT_S) / 2
