@@ -5,7 +5,8 @@ anything, so a malformed event still gets a clear `invalid`. The MNS topic's JSO
 merges the publisher's message attributes into its top level, so it may carry any other trigger's keys (`type`,
 `events`, `requestContext`), while its own `TopicOwner` + `Message` appear in no other trigger's event (a
 CloudEvent's attribute names are lower-case). Then an async-destination record before HTTP (both have a
-`requestContext`).
+`requestContext`). The MNS queue's CloudEvents (by `type`) come before OSS's through EventBridge (by `source`), so
+a mixed array is the queue's, and its OSS items are `invalid` there.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from imm_batch_updater.sources.http import HttpSource
 from imm_batch_updater.sources.mns_queue import MnsQueueSource
 from imm_batch_updater.sources.mns_topic import MnsTopicSource
 from imm_batch_updater.sources.oss import OssSource
+from imm_batch_updater.sources.oss_eventbridge import OssEventBridgeSource
 from imm_batch_updater.sources.timer import TimerSource
 from imm_batch_updater.strictjson import Decoded
 
@@ -35,6 +37,7 @@ class Sources:
             self.http,
             MnsQueueSource(),
             OssSource(),
+            OssEventBridgeSource(),
             TimerSource(),
             self.direct,
         ]

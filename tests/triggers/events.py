@@ -84,6 +84,27 @@ def oss_event(*records: dict[str, Any]) -> dict[str, Any]:
     return {"events": list(records)}
 
 
+def oss_cloud_event(record: dict[str, Any], event_id: str = "E1", kind: str | None = None) -> dict[str, Any]:
+    """The EventBridge-based OSS trigger's CloudEvent around a native record (`oss_record`): `data` is the record,
+    `type` its eventName with `oss:` (the DataWorks "Triggered workflows" sample, docs/deploy.md 9)."""
+    bucket, key = record["oss"]["bucket"]["name"], record["oss"]["object"]["key"]
+    return {
+        "datacontenttype": "application/json;charset=utf-8",
+        "aliyunaccountid": "1",
+        "data": record,
+        "subject": f"acs:oss:cn-hangzhou:1:{bucket}/{key}",
+        "aliyunoriginalaccountid": "1",
+        "source": "acs.oss",
+        "type": kind if kind is not None else f"oss:{record['eventName']}",
+        "aliyunpublishtime": "2026-01-01T00:00:00.682Z",
+        "specversion": "1.0",
+        "aliyuneventbusname": "default",
+        "id": event_id,
+        "time": "2026-01-01T00:00:00.000Z",
+        "aliyunregionid": "cn-hangzhou",
+    }
+
+
 def timer_event(payload: Any = None, name: str = "nightly", when: str = "2026-01-01T00:00:00Z") -> dict[str, Any]:
     event: dict[str, Any] = {"triggerTime": when, "triggerName": name}
     if payload is not None:
