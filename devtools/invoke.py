@@ -14,8 +14,9 @@ emulator accepts). With either set, the function calls that IMM with the keys in
 `_SECRET` [/ `_SECURITY_TOKEN`]; without them, or when the endpoint does not accept a connection, the command stops
 with a message (exit code 2 or 1) and never uses the emulator.
 
-`--upload-object FILE` first puts FILE where each ObjectCreated record of an OSS event points (and sets the
-record's size and eTag to match), as uploading it to the bucket would, or, for a timer payload or direct invocation
+`--upload-object FILE` first puts FILE where each ObjectCreated record of an OSS event points (the native
+trigger's `events`, or the `data` of the EventBridge OSS trigger's CloudEvent) and sets the record's size and eTag
+to match, as uploading it to the bucket would, or, for a timer payload or direct invocation
 `{"Source": "oss://bucket/key"}`, at that config object. `--fault ACTION:KIND[:COUNT][:k=v,...]` (repeatable)
 injects emulator faults, e.g. `GetObject:internal:*`; a value holding a comma goes base64-encoded, as
 `body_b64=...` for the `answer` fault.
@@ -91,7 +92,12 @@ def fc_context(timeout_s: float, credentials: SimpleNamespace | None, region: st
 
 
 def oss_records(event: Any) -> list[dict[str, Any]]:
+    """The ObjectCreated records of an OSS event: the native trigger's `events`, or the `data` of the EventBridge
+    OSS trigger's CloudEvents (`source: acs.oss`, one or an array)."""
     records = event.get("events") if isinstance(event, dict) else None
+    if records is None:
+        items = event if isinstance(event, list) else [event]
+        records = [i["data"] for i in items if isinstance(i, dict) and i.get("source") == "acs.oss" and "data" in i]
     created = [r for r in records or [] if isinstance(r, dict) and isinstance(r.get("eventName"), str)]
     return [r for r in created if r["eventName"].startswith("ObjectCreated:")]
 

@@ -22,6 +22,7 @@ EXPECTED = {
     "mns-topic-stream-attrs.json": ["updated"],
     "mns-queue-eventbridge.json": ["updated", "updated"],
     "oss-put.json": ["updated", "updated"],  # with --upload-object examples/oss-update-object.json
+    "oss-eventbridge.json": ["updated", "updated"],  # likewise
     "oss-update-object.json": ["updated", "updated"],  # the uploaded object is itself a direct (bulk) event
     "timer.json": ["updated"],
     "async-destination.json": ["invalid"],
@@ -29,7 +30,11 @@ EXPECTED = {
     # with --upload-object examples/schedule-nightly.json: the timer applies its config object
     "timer-config-object.json": ["dry_run"],
 }
-UPLOADS = {"oss-put.json": UPLOAD, "timer-config-object.json": "examples/schedule-nightly.json"}
+UPLOADS = {
+    "oss-put.json": UPLOAD,
+    "oss-eventbridge.json": UPLOAD,
+    "timer-config-object.json": "examples/schedule-nightly.json",
+}
 
 
 def local_invoke(*args: str) -> tuple[int, dict, dict, str]:
@@ -73,7 +78,8 @@ def test_not_final_outcome_exits_1_with_the_delivery_incomplete_message():
     assert states["batch-demo-ready"]["Tags"] == {"env": "demo", "team": "media"}
 
 
-def test_oss_example_without_the_object_hints_at_upload_object():
-    code, result, _, stderr = local_invoke("examples/oss-put.json")
+@pytest.mark.parametrize("name", ["oss-put.json", "oss-eventbridge.json"])
+def test_oss_example_without_the_object_hints_at_upload_object(name):
+    code, result, _, stderr = local_invoke(f"examples/{name}")
     assert code == 0 and result["results"][0]["error"]["code"] == "NoSuchKey"
     assert "--upload-object" in stderr
