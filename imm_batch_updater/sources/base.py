@@ -52,7 +52,7 @@ class Message(NamedTuple):
     `faults` lists the values in `document` that can never be sent (strictjson), with pointers relative to it.
     """
 
-    source: str  # "http", "direct", "mns_topic", "mns_queue", "oss", "timer", "async_destination"
+    source: str  # "http", "direct", "mns_topic", "mns_queue", "oss", "oss_eventbridge", "timer", ...
     message_id: str | None  # for correlation and de-duplication (MNS MessageId, CloudEvent id, OSS key@etag, ...)
     document: Any = None
     faults: tuple[tuple[str, Fault], ...] = ()

@@ -339,3 +339,26 @@ def test_the_readme_deploy_block_passes_the_webhook_secret(raw_props):
     assert "WEBHOOK_SECRET" in block and "s deploy" in block and "s build" in block
     assert block.index("WEBHOOK_SECRET") < block.index("s deploy")
     assert raw_props["environmentVariables"]["WEBHOOK_SECRET"] == "${env('WEBHOOK_SECRET')}"
+
+
+def test_the_documented_eventbridge_oss_trigger_is_valid_for_fc3(spec):
+    """docs/deploy.md 9 shows an EventBridge-based OSS trigger that s.yaml does not declare: it must still be one fc3
+    takes, with the event pattern the function expects (acs.oss finished objects, CloudEvents, one per invocation)."""
+    docs = (ROOT / "docs" / "deploy.md").read_text()
+    section = docs.split("**The EventBridge-based OSS trigger (not deployed here).**", 1)[1]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    [trigger] = resolve(yaml.safe_load(block), spec.get("vars", {}))
+    assert not list(validator_for("ITrigger").iter_errors(trigger))
+    config = trigger["triggerConfig"]
+    assert not list(validator_for(CONFIG_TYPES["eventbridge"]).iter_errors(config))
+    assert config["eventSourceConfig"]["eventSourceType"] == "Default"
+    assert config["eventSinkConfig"]["deliveryOption"]["eventSchema"] == "CloudEvents"
+    pattern = json.loads(config["eventRuleFilterPattern"])
+    assert pattern["source"] == ["acs.oss"]
+    assert pattern["type"] == [
+        f"oss:ObjectCreated:{n}" for n in ("PutObject", "PostObject", "CopyObject", "CompleteMultipartUpload")
+    ]
+    prefix = (
+        f"acs:oss:{spec['vars']['region']}:{ACCOUNT_ID}:{spec['vars']['triggerBucket']}/{spec['vars']['triggerPrefix']}"
+    )
+    assert pattern["subject"] == [{"prefix": prefix}]
