@@ -192,3 +192,14 @@ def other_events(draw: st.DrawFn) -> Any:
 def test_events_of_other_triggers_are_never_taken_for_it(event):
     source = Sources().detect(strictjson.decode(json.dumps(event)))
     assert not isinstance(source, OssEventBridgeSource), event
+
+
+def test_a_value_that_can_never_be_sent_inside_data_fails_only_that_event(invoke, emu):
+    etag = upload(emu, "requests/a.json", json.dumps(DOC).encode())
+    good = oss_cloud_event(oss_record(BUCKET, "requests/a.json", etag=etag), "ev-1")
+    bad = json.dumps(oss_cloud_event(oss_record(BUCKET, "requests/b.json"), "ev-2"))
+    bad = bad.replace('"eventSource":', '"eventSource": "x", "eventSource":', 1)  # a duplicate key inside data
+    raw = f"[{json.dumps(good)}, {bad}]".encode()
+    result = invoke.direct(None, raw=raw)
+    assert statuses(result) == ["updated", "invalid"]
+    assert [c.status for c in emu.calls(action="GetObject")] == [200]  # b.json is never asked for
