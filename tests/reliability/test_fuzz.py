@@ -57,6 +57,7 @@ near_keys = st.sampled_from(
         "data",
         "messageBody",
         "specversion",
+        "source",
         "triggerTime",
         "triggerName",
         "payload",
@@ -75,7 +76,17 @@ near_events = st.recursive(
     | st.integers()
     | st.text(max_size=20)
     | st.sampled_from(
-        ["v1", "POST", "GET", "acs:oss", "ObjectCreated:PutObject", "mns:Queue:SendMessage", "demo-project"]
+        [
+            "v1",
+            "POST",
+            "GET",
+            "acs:oss",
+            "acs.oss",
+            "ObjectCreated:PutObject",
+            "oss:ObjectCreated:PutObject",
+            "mns:Queue:SendMessage",
+            "demo-project",
+        ]
     ),
     lambda children: st.lists(children, max_size=3)
     | st.dictionaries(near_keys | st.text(max_size=6), children, max_size=5),
