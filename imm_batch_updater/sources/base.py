@@ -7,6 +7,7 @@ back into the application: the app runs decode -> detect -> receive -> documents
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
@@ -125,3 +126,10 @@ def envelope_failure(faults: tuple[tuple[str, Fault], ...], what: str = "the eve
 def first_str(*values: Any) -> str | None:
     """The first non-empty string among `values` (ids in events may be missing, empty or of another type)."""
     return next((v for v in values if isinstance(v, str) and v), None)
+
+
+def event_or_batch(event: Any, is_item: Callable[[Any], bool]) -> bool:
+    """Whether `event` is one CloudEvent `is_item` recognises, or an array (EventBridge's batch push) holding one."""
+    if isinstance(event, list):
+        return any(is_item(item) for item in event)
+    return is_item(event)

@@ -20,7 +20,15 @@ from typing import Any
 from imm_batch_updater.context import Context
 from imm_batch_updater.outcome import Status
 from imm_batch_updater.sources._body import decode_body
-from imm_batch_updater.sources.base import Delivery, EventTrigger, Message, SourceFailure, envelope_failure, first_str
+from imm_batch_updater.sources.base import (
+    Delivery,
+    EventTrigger,
+    Message,
+    SourceFailure,
+    envelope_failure,
+    event_or_batch,
+    first_str,
+)
 from imm_batch_updater.strictjson import Decoded, Fault
 
 EVENT_TYPE = "mns:Queue:SendMessage"
@@ -35,9 +43,7 @@ class MnsQueueSource(EventTrigger):
     markers = frozenset({"type"})  # a dict event without any of these keys is not this source's
 
     def matches(self, event: Any) -> bool:
-        if isinstance(event, list):
-            return any(_is_queue_event(item) for item in event)
-        return _is_queue_event(event)
+        return event_or_batch(event, _is_queue_event)
 
     def receive(self, event: Decoded, ctx: Context) -> Delivery:
         value = event.value

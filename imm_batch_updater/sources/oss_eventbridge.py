@@ -32,7 +32,7 @@ from typing import Any
 
 from imm_batch_updater.context import Context
 from imm_batch_updater.outcome import Status
-from imm_batch_updater.sources.base import Delivery, Message, SourceFailure, envelope_failure, first_str
+from imm_batch_updater.sources.base import Delivery, Message, SourceFailure, envelope_failure, event_or_batch, first_str
 from imm_batch_updater.sources.oss import FINISHED_OBJECT_EVENTS, OssSource
 from imm_batch_updater.strictjson import Decoded
 
@@ -49,9 +49,7 @@ class OssEventBridgeSource(OssSource):
     markers = frozenset({"specversion"})  # a dict event without any of these keys is not this source's
 
     def matches(self, event: Any) -> bool:
-        if isinstance(event, list):
-            return any(_is_oss_cloud_event(item) for item in event)
-        return _is_oss_cloud_event(event)
+        return event_or_batch(event, _is_oss_cloud_event)
 
     def receive(self, event: Decoded, ctx: Context) -> Delivery:
         value = event.value
