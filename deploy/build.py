@@ -4,7 +4,7 @@ every module the package ships, dependencies and our own alike.
     s build --command 'python3 deploy/build.py'     # in FC's python3.10 build image (Docker), code at /code
     python3.10 deploy/build.py                       # or on Linux x86_64 with CPython 3.10, without Docker
     python3.10 deploy/build.py --function-only       # our own modules only (the code changed, the lock did not)
-    python3 deploy/build.py -i https://mirrors.aliyun.com/pypi/simple/   # further arguments go to pip
+    python3.10 deploy/build.py -i https://mirrors.aliyun.com/pypi/simple/   # further arguments go to pip
 
 Why: FC's `/code` is read-only, so Python cannot write byte code there, and a module shipped without its `.pyc` is
 compiled again on every cold start (about 0.5 s for the dependencies, about 25 ms for our own modules:
