@@ -264,7 +264,7 @@ def _pace_too_slow(interval_s: float, budget_s: float) -> ImmError:
     return ImmError(
         Kind.RETRY,
         "ConfigurationError",
-        f"IMM_MAX_QPS starts IMM calls {interval_s:g} s apart, but this invocation's IMM calls have {budget_s:.3g} s "
+        f"IMM_MAX_QPS starts IMM calls {interval_s:g} s apart, but an invocation's IMM calls have {budget_s:.3g} s "
         "(the function timeout less its margin and the optional sinks' reserve): a document's second call "
         "(UpdateBatch after GetBatch) can never start in time; raise IMM_MAX_QPS or the function timeout",
     )

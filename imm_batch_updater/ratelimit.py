@@ -56,11 +56,14 @@ def pacer(qps: float) -> Pacer:
 
 
 def fits(interval_s: float, budget_s: float) -> bool:
-    """Whether calls `interval_s` apart let one document's two calls (GetBatch then UpdateBatch; a selection's
-    ListBatches then its first update) both start within `budget_s`, the time the invocation's IMM calls have: half
-    of it, less the shortest attempt, as the first call may have waited for its own turn.
+    """Whether calls `interval_s` apart let a document's second call (UpdateBatch after its GetBatch; a selection's
+    first update after its ListBatches) start within `budget_s`, the time the invocation's IMM calls have, at least
+    when the instance's pacer is idle as the invocation starts: the first call then goes at once, the second
+    `interval_s` later, and no attempt starts with less than MIN_ATTEMPT_S left. When it does not fit, the second
+    call can never start in any invocation of this function (a configuration error); when it fits, a refused turn
+    only means the pacer was busy (throttled: a later delivery may find it idle).
 
-    >>> fits(2.0, 55.0), fits(2.0, 1.5)   # IMM_MAX_QPS 0.5 with s.yaml's 60 s; with FC's 3 s and optional sinks
-    (True, False)
+    >>> fits(2.0, 55.0), fits(2.0, 2.5), fits(2.0, 1.5)   # IMM_MAX_QPS 0.5: s.yaml's 60 s; FC's 3 s; 3 s with a sink
+    (True, True, False)
     """
-    return interval_s <= (budget_s - MIN_ATTEMPT_S) / 2
+    return interval_s <= budget_s - MIN_ATTEMPT_S

@@ -136,3 +136,22 @@ def test_a_turn_the_pace_cannot_give_is_not_retried_nor_counted_as_an_imm_call(
     assert sum(line["attempts"] for line in lines) == len(emu.calls(service="imm"))
     throttled = [line for line in lines if line["status"] == "throttled"]
     assert throttled and all(line["attempts"] == 0 for line in throttled)
+
+
+def test_a_pace_that_fits_one_document_is_never_called_a_configuration_error(
+    invoke, emu, fn_env, sts, fresh_pacers, capsys
+):
+    """0.5 with a 3 s timeout and no optional sink: IMM calls have 2.5 s, so a document's two calls fit (2 s apart)
+    when the pacer is idle. A second document in the same delivery finds it busy: `throttled`, which a later
+    delivery can get through, not a `ConfigurationError` that says it can never start."""
+    fn_env.setenv("IMM_MAX_QPS", "0.5")
+    fn_env.setenv("UPDATE_CONCURRENCY", "1")
+    docs = [UPDATE, {"ProjectName": PROJECT, "Id": "batch-demo-failed", "Tags": {"owner": "media-team"}}]
+    capsys.readouterr()
+    with pytest.raises(DeliveryIncomplete):
+        invoke.direct(docs, context=fc_context(sts, timeout=3))
+    statuses = [(r["status"], r.get("error_code")) for r in messages(log_records(capsys), "outcome")]
+    assert statuses == [("updated", None), ("throttled", "RateLimited")]
+    pacer.cache_clear()  # an idle pacer: one document alone fits
+    alone = invoke.direct(docs[1], context=fc_context(sts, timeout=3))
+    assert [r["status"] for r in alone["results"]] == ["updated"]
