@@ -182,15 +182,23 @@ class OssSource(EventTrigger):
 def _read_first(
     ctx: Context, bucket: str, readings: list[str], region: str | None, limit: int
 ) -> tuple[str, bytes] | SourceFailure:
-    """(key, bytes) of the first reading of the key that exists, else the failure that ended the search."""
+    """(key, bytes) of the first reading of the key that exists, else the failure that ended the search.
+
+    When every reading is missing or a name OSS refuses, the likeliest missing one's NoSuchKey is reported: a later
+    reading that OSS refuses (400 InvalidObjectName) was only a guess at the encoding, the object is missing."""
     from imm_batch_updater.oss_reader import OssReader, ReadFailure
 
     reader = OssReader(ctx)
+    missing: SourceFailure | None = None  # the first reading's NoSuchKey
     for n, key in enumerate(readings):
         try:
             return key, reader.read(bucket, key, region, limit)
         except ReadFailure as exc:
-            if exc.code in ("NoSuchKey", "InvalidObjectName") and n + 1 < len(readings):
-                continue  # the next reading of the encoded key
-            return SourceFailure(exc.status, exc.code, exc.message)
+            failure = SourceFailure(exc.status, exc.code, exc.message)
+            if exc.code not in ("NoSuchKey", "InvalidObjectName"):
+                return failure  # an outage is retried, a refusal is final, whatever the other readings would say
+            if missing is None and exc.code == "NoSuchKey":
+                missing = failure
+            if n + 1 == len(readings):
+                return missing or failure
     raise AssertionError("unreachable: readings is never empty")

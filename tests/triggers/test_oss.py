@@ -105,6 +105,18 @@ def test_a_name_oss_refuses_anyway_is_invalid_not_rejected(invoke, emu):
     assert pointer(result, 0) == "/events/0/oss/object/key"
 
 
+def test_a_missing_object_is_no_such_key_even_when_a_later_reading_is_a_name_oss_refuses(invoke, emu):
+    # The likeliest reading ("a b.json") is looked up and missing; the next one ("a+b.json", a literal +) is a
+    # name OSS refuses anyway (400 InvalidObjectName: its naming page counts bytes). The object is missing: the
+    # outcome names the likelier reading's NoSuchKey, not a refusal of a reading that was only a guess.
+    emu.faults.inject("GetObject", "error", count=1, service="oss", status=404, code="NoSuchKey")
+    emu.faults.inject("GetObject", "error", count=1, service="oss", status=400, code="InvalidObjectName")
+    result = run(invoke, oss_event(oss_record(BUCKET, "requests/a+b.json")))
+    assert statuses(result) == ["invalid"] and result["results"][0]["error"]["code"] == "NoSuchKey"
+    assert pointer(result, 0) == "/events/0/oss/object/key"
+    assert [c.status for c in emu.calls(action="GetObject")] == [404, 400]
+
+
 @pytest.mark.parametrize("key", [".", ".."])
 def test_an_object_named_dot_or_dot_dot_cannot_be_requested_and_is_invalid_not_rejected(invoke, emu, key):
     # OSS can hold them (1 to 1,023 long, no leading / or \\), but no HTTP client sends them: the key is one path
