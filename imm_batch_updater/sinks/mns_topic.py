@@ -9,9 +9,10 @@ One message per outcome (not one per invocation):
 - a message stays far below MNS's 64 KB limit even for a 100-document delivery; one that is over it is sent
   `truncate`d (no `diff`, no `error.details`, `"truncated": true`). A topic can be created with a smaller
   MaximumMessageSize (1 KB to 64 KB), which MNS enforces with 400 `InvalidArgument` (never worth the same
-  request again): the notification is then sent once more truncated, and when the topic refuses that too it is
-  left out and the others are still published; the sink reports a final `NotificationTooLarge` failure naming
-  the topic and its MaximumMessageSize (the outcome itself, already in the log, is unaffected).
+  request again): the notification is then sent once more truncated (when that removes anything from it), and
+  when the topic refuses that too it is left out and the others are still published; the sink reports a final
+  `NotificationTooLarge` failure naming the topic and its MaximumMessageSize (the outcome itself, already in the
+  log, is unaffected).
 
 The body is JSON: `{"type": "imm_batch_updater.outcome", "timestamp", "data": {"request_id", "function", "source",
 "duration_ms", "result": {...}}}` where `result` is the outcome as the function returns it plus `final`,
@@ -105,24 +106,40 @@ def classify(exc: BaseException) -> SinkDeliveryError:
     return SinkDeliveryError(code, message, retriable=retriable)
 
 
-def _body(outcome: Outcome, invocation: Invocation, duration_ms: int, *, cut: bool = False) -> str:
-    """The notification, `truncate`d when it is over MNS's 64 KB (or, `cut`, whatever its size)."""
-    body = dumps(notification_one(outcome, invocation, duration_ms))
-    if not cut and len(body.encode("utf-8")) <= MAX_MESSAGE_BYTES:
-        return body
-    # Only error details and diffs can grow: drop them, keep status, ids and the error code.
+def _notification(outcome: Outcome, invocation: Invocation, duration_ms: int) -> tuple[str, dict[str, Any] | None]:
+    """The notification to publish, `truncate`d when it is over MNS's 64 KB, and the notification it was made from
+    while truncating it could still make it smaller (None once it is truncated)."""
     note = notification_one(outcome, invocation, duration_ms)
-    truncate(note["data"]["result"])
+    body = dumps(note)
+    if len(body.encode("utf-8")) <= MAX_MESSAGE_BYTES:
+        return body, note
+    # Only error details and diffs can grow: drop them, keep status, ids and the error code.
+    return _cut(note) or body, None
+
+
+def _body(outcome: Outcome, invocation: Invocation, duration_ms: int) -> str:
+    """The notification as first published (`truncate`d when it is over MNS's 64 KB)."""
+    return _notification(outcome, invocation, duration_ms)[0]
+
+
+def _cut(note: dict[str, Any]) -> str | None:
+    """`note` `truncate`d (changed in place), or None when truncation removes nothing from it: the same notification,
+    only marked `truncated` (and stamped anew, were it built again), is no smaller."""
+    result = note["data"]["result"]
+    before = dumps(result)
+    truncate(result)
+    if dumps({k: v for k, v in result.items() if k != "truncated"}) == before:
+        return None
     return dumps(note)
 
 
-def _published_cut(differs: bool, publish: Callable[[float], None], ctx: Context) -> bool:
-    """Publish the truncated notification (when it `differs` from the one refused); False when the topic refuses it
-    for its size too."""
-    if not differs:
+def _published_cut(cut: str | None, publish: Callable[..., None], ctx: Context) -> bool:
+    """Publish the truncated notification `cut` (None: truncation removed nothing from the one refused, so it is not
+    sent again); False when there is none, or the topic refuses it for its size too."""
+    if cut is None:
         return False
     try:
-        deliver(ctx, publish, classify)
+        deliver(ctx, partial(publish, body=cut), classify)
     except SinkDeliveryError as error:
         if error.code != mns_client.TOO_LARGE_CODE:
             raise
@@ -167,7 +184,7 @@ class MnsTopicSink:
                     if self.ctx.sinks_deadline.remaining_s() < need:
                         skipped += 1
                         continue
-                body = _body(outcome, invocation, duration_ms)
+                body, note = _notification(outcome, invocation, duration_ms)
                 properties = {
                     "status": MessagePropertyValue.create_string(outcome.status.value),
                     "final": MessagePropertyValue.create_boolean(outcome.final),
@@ -195,9 +212,10 @@ class MnsTopicSink:
                     # Over the topic's MaximumMessageSize (it can be below 64 KB): never worth sending again as it
                     # is. Sent once more truncated, as a notification over 64 KB is; still refused, it is left
                     # out (its log line has it all) and the others are published: they may fit.
-                    cut = _body(outcome, invocation, duration_ms, cut=True)
-                    if not _published_cut(cut != body, partial(publish, body=cut), self.ctx):
-                        too_large.append(len(cut.encode("utf-8")))
+                    # Not when truncating removes nothing from it (already truncated, or nothing to remove).
+                    cut = _cut(note) if note is not None else None
+                    if not _published_cut(cut, publish, self.ctx):
+                        too_large.append(len((cut or body).encode("utf-8")))
                         continue
                 published += 1
             if too_large:

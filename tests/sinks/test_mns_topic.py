@@ -267,7 +267,9 @@ def test_a_notification_too_large_even_truncated_is_a_final_sink_failure_naming_
     assert result["results"][0]["status"] == "rejected"  # the update's outcome is unaffected
     invoke.direct({"ProjectName": PROJECT, "Id": READY, **TAGS})  # the next invocation's notification still goes
     assert [json.loads(m["body"])["data"]["result"]["status"] for m in emu.mns.published(SMALL_TOPIC)] == ["updated"]
-    assert [c.status for c in emu.calls(action="PublishMessage")] == [400, 400, 201]  # no retry beyond truncation
+    # Truncation removes nothing from this one (no diff, no details, a message under 1,000 characters): it is
+    # refused once, never sent again only to carry `"truncated": true` and a new timestamp.
+    assert [c.status for c in emu.calls(action="PublishMessage")] == [400, 201]
     records = log_records(capsys)
     [failed] = messages(records, "sink failed")
     assert failed["sink"] == "mns_topic"
