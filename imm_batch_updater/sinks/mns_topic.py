@@ -168,18 +168,21 @@ class MnsTopicSink:
         published = 0
         # One request per message: a large delivery (a fan-out's thousands of `queued` results) can take longer
         # than the invocation has left. Messages go in delivery order while there is time; once what is left would
-        # not cover the dead letters still to come (each at twice the pace measured so far, and at least the
-        # shortest attempt the retry helper starts), the other outcomes are skipped, so the time never runs out on
-        # the final failures operators must see.
+        # not cover the dead letters still to come (each at twice the pace measured so far over every outcome tried,
+        # and at least the shortest attempt the retry helper starts), the other outcomes are skipped, so the time
+        # never runs out on the final failures operators must see.
         dead_left = sum(1 for o in chosen if is_dead_letter(o))
         skipped = 0
+        tried = 0  # outcomes whose notification was sent (published, or refused for its size)
         too_large: list[int] = []  # sizes of the notifications the topic refused even truncated
         started = time.monotonic()
         try:
             for outcome in chosen:
                 dead = is_dead_letter(outcome)
-                if dead_left and not dead and published:
-                    pace = 2 * (time.monotonic() - started) / published
+                if dead_left and not dead:
+                    # Paced on every outcome tried, refused ones too: a topic refusing each for its size (nothing
+                    # published yet) takes time all the same. Before the first, the shortest attempt stands in.
+                    pace = 2 * (time.monotonic() - started) / tried if tried else 0.0
                     need = (dead_left + 1) * (pace if pace > MIN_ATTEMPT_S else MIN_ATTEMPT_S)
                     if self.ctx.sinks_deadline.remaining_s() < need:
                         skipped += 1
@@ -204,6 +207,7 @@ class MnsTopicSink:
                     topic.publish_message(message)
 
                 dead_left -= dead
+                tried += 1
                 try:
                     deliver(self.ctx, partial(publish, body=body), classify)
                 except SinkDeliveryError as error:

@@ -286,3 +286,24 @@ def test_a_size_refusal_does_not_stop_the_other_notifications(mns_env, refuse_lo
     assert published == ["conflict"]
     [detail] = messages(log_records(capsys), "sink delivery error")
     assert (detail["error_code"], detail["published"], detail["total"]) == ("NotificationTooLarge", 1, 2)
+
+
+def test_the_dead_letters_are_published_in_time_when_every_notification_before_them_is_refused(
+    small_topic, mns_env, invoke, emu, sts, capsys
+):
+    """The pacing that keeps time for the dead letters measured only published messages: while the topic refused
+    every notification before them for its size (nothing published yet), it never skipped one, and the slow
+    refusals used up the time the dead letter at the end needed."""
+    mns_env.setenv("IMM_PRECHECK", "false")
+    mns_env.setenv("IMM_MAX_ATTEMPTS", "1")
+    emu.faults.inject("UpdateBatch", "error", count=None, status=500, code="InternalError", message="m" * 900)
+    emu.faults.inject("PublishMessage", "latency", count=None, service="mns", seconds=0.25)
+    failing = [{**LONG, "Tags": {"n": i}} for i in range(20)]  # over 1 KB even truncated
+    dead = {"ProjectName": PROJECT, "Id": READY}  # invalid: no Input, Actions or Tags
+    with pytest.raises(DeliveryIncomplete):
+        invoke.direct([*failing, dead], context=fc_context(sts, timeout=4))
+    published = [json.loads(m["body"])["data"]["result"] for m in emu.mns.published(SMALL_TOPIC)]
+    assert [(r["status"], r["index"]) for r in published] == [("invalid", 20)]
+    assert len(emu.calls(action="PublishMessage")) < 21  # the refusals were cut short
+    [detail] = messages(log_records(capsys), "sink delivery error")
+    assert detail["error_code"] == "NotificationTooLarge" and "skipped for lack of time" in detail["error_message"]
