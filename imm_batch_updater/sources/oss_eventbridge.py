@@ -19,7 +19,9 @@ the native trigger's for the same upload). Pointers are relative to the event: `
 - `type` `oss:Object…` that is not a finished object (upload progress, `AppendObject`, `PutSymlink`,
   `ObjectRemoved:*`, ...) produces no message and no read, like the native trigger's records. Any other `type` from
   `acs.oss` (`oss:BucketCreated:PutBucket`, `oss:ActionTrail:*`, `oss:CloudMonitor:*`: a filter pattern that lets
-  them through) is `invalid` at `/type`, and so is a `data.eventName` that is not the `type` without `oss:`.
+  them through) is `invalid` at `/type`. `data` must be an object whose `eventName` is the `type` without `oss:`
+  (else `invalid` at `/data` or `/data/eventName`), checked before the type decides: a `type` saying removal over
+  a `data` saying upload is never dropped unreported.
 - FC pushes Default-source events one per invocation ("event-driven" mode; batch push, "event-streaming", is only
   for MNS, RocketMQ, RabbitMQ, Kafka, MQTT and DTS sources). A JSON array of these CloudEvents is nevertheless taken
   like the MNS queue's batch push (pointers `/0/data/…`), each item on its own; an item that is not an `acs.oss`
@@ -82,13 +84,18 @@ class OssEventBridgeSource(OssSource):
             text = f"the CloudEvent's type is not an OSS object event ({TYPE_PREFIX}ObjectCreated:…)"
             return fail(text, "/type")
         name = kind[len(TYPE_PREFIX) :]
-        if name not in FINISHED_OBJECT_EVENTS:
-            return []  # upload progress, appends, symlinks, removals: no finished object to read
+        # `type` and `data` must agree before either decides anything: an upload whose `type` says removal (or
+        # upload progress) is never dropped unreported.
         data = item.get("data")
         if not isinstance(data, dict):
             return fail("the CloudEvent has no data object", "/data")
+        faults = event.faults_under(f"{data_path}/eventName")
+        if faults:  # a value that can never be sent (a duplicate key, a lone surrogate), not a disagreement
+            where, fault = faults[0]
+            failure = SourceFailure(Status.INVALID, fault.code, f"data.eventName holds {fault.reason}", where)
+            return [Message.of(self.name, event_id, failure)]
         if data.get("eventName") != name:
-            return fail(
-                f"data.eventName is not {name!r}, the CloudEvent's type without {TYPE_PREFIX}", "/data/eventName"
-            )
+            return fail("data.eventName is not the CloudEvent's type without oss:", "/data/eventName")
+        if name not in FINISHED_OBJECT_EVENTS:
+            return []  # upload progress, appends, symlinks, removals: no finished object to read
         return self._record(data, data_path, event, ctx, reads)

@@ -130,6 +130,32 @@ def test_other_oss_types_and_a_type_that_disagrees_with_data_are_invalid(invoke,
     assert pointer(result) == where and emu.calls(service="oss") == []
 
 
+@pytest.mark.parametrize("kind", ["oss:ObjectRemoved:DeleteObject", "oss:ObjectCreated:UploadPart"])
+def test_an_upload_whose_type_says_otherwise_is_invalid_not_dropped(invoke, emu, kind):
+    # data says a finished upload, type a removal or upload progress: which is meant is never a guess, and the
+    # event is reported, not dropped without a result.
+    upload(emu, "requests/a.json")
+    result = run(invoke, oss_cloud_event(oss_record(BUCKET, "requests/a.json"), kind=kind))
+    assert statuses(result) == ["invalid"] and result["results"][0]["error"]["code"] == "InvalidEvent"
+    assert pointer(result) == "/data/eventName" and emu.calls(service="oss") == []
+
+
+@pytest.mark.parametrize(
+    ("written", "code"),
+    [
+        ('"eventName": "ObjectCreated:PutObject", "eventName": "ObjectCreated:PutObject"', "DuplicateKey"),
+        ('"eventName": "ObjectCreated:PutObject\\ud800"', "InvalidUnicode"),
+    ],
+)
+def test_a_value_that_can_never_be_sent_in_data_event_name_is_reported_as_such(invoke, emu, written, code):
+    event = json.dumps(oss_cloud_event(oss_record(BUCKET, "requests/a.json")))
+    raw = event.replace('"eventName": "ObjectCreated:PutObject"', written, 1).encode()
+    result = invoke.direct(None, raw=raw)
+    assert statuses(result) == ["invalid"] and result["results"][0]["error"]["code"] == code
+    assert pointer(result) == "/data/eventName" and "is not the CloudEvent's type" not in str(result)
+    assert emu.calls(service="oss") == []
+
+
 def test_a_finished_event_without_data_is_invalid(invoke, emu):
     event = {**oss_cloud_event(oss_record(BUCKET, "requests/a.json")), "data": "not an object"}
     result = run(invoke, event)
@@ -203,3 +229,63 @@ def test_a_value_that_can_never_be_sent_inside_data_fails_only_that_event(invoke
     result = invoke.direct(None, raw=raw)
     assert statuses(result) == ["updated", "invalid"]
     assert [c.status for c in emu.calls(action="GetObject")] == [200]  # b.json is never asked for
+
+
+# ---- generated event shapes: every item ends as documented -----------------------------------------------------
+_TYPES = [f"oss:{n}" for n in FINISHED + NOT_FINISHED] + ["oss:BucketCreated:PutBucket", "ObjectCreated:PutObject"]
+_NAMES: list[Any] = [*FINISHED, *NOT_FINISHED, "", None, 5, ["ObjectCreated:PutObject"]]
+
+
+@st.composite
+def oss_items(draw: st.DrawFn, i: int) -> Any:
+    """Item `i` of an array: an OSS CloudEvent whose `type`, `data.eventName` and `data` are drawn apart (so they
+    agree or not), now and then something else."""
+    if draw(st.integers(0, 9)) == 0:
+        return draw(st.sampled_from([None, 1, "x", [], {"source": "acs.oss"}, cloud_event(json.dumps(DOC))]))
+    record = oss_record(BUCKET, f"requests/p{i}.json", etag=f"E{i}")
+    event = oss_cloud_event(record, f"ev-{i}", kind=draw(st.sampled_from([*_TYPES, None, 7])))
+    if event["type"] is None:
+        del event["type"]
+    name = draw(st.sampled_from(_NAMES))
+    record["eventName"] = name if name is not None or draw(st.booleans()) else record.pop("eventName")
+    if draw(st.integers(0, 5)) == 0:
+        event["data"] = draw(st.sampled_from([None, "x", 3, [record]]))
+    return event
+
+
+def test_every_item_of_a_generated_array_is_read_ignored_or_invalid_as_documented(invoke, emu):
+    """An item is read exactly when its type is a finished object's and data.eventName is that type without oss:;
+    ignored (no result, no read) only when both name the same unfinished object event; else one `invalid` result
+    pointing into it. Nothing is lost, nothing read that should not be, never an exception."""
+    for i in range(4):
+        emu.oss.put_object(BUCKET, f"requests/p{i}.json", json.dumps(DOC).encode())
+
+    @settings(max_examples=examples(150), deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.integers(1, 4).flatmap(lambda n: st.tuples(*(oss_items(i) for i in range(n)))))
+    def check(items: tuple[Any, ...]) -> None:
+        event = list(items) if len(items) > 1 else items[0]
+        if not Sources().detect(strictjson.decode(json.dumps(event))).name == "oss_eventbridge":
+            return  # no OSS CloudEvent in it: another trigger's (tested elsewhere)
+        reads = len(emu.calls(action="GetObject"))
+        result = run(invoke, event)["results"]
+        expected: list[tuple[int, str]] = []
+        for i, item in enumerate(items):
+            kind = item.get("type") if isinstance(item, dict) else None
+            data = item.get("data") if isinstance(item, dict) else None
+            name = data.get("eventName") if isinstance(data, dict) else None
+            oss = isinstance(item, dict) and item.get("source") == "acs.oss" and "specversion" in item
+            agree = oss and isinstance(kind, str) and isinstance(name, str) and kind == f"oss:{name}"
+            if agree and name not in FINISHED and kind.startswith("oss:Object"):
+                continue  # an unfinished object event, as data says too: ignored
+            expected.append((i, "updated" if agree and name in FINISHED else "invalid"))
+        assert [r["status"] for r in result] == [s for _, s in expected], (items, result)
+        base = (lambda i: f"/{i}") if len(items) > 1 else (lambda i: "")
+        for (i, status), r in zip(expected, result, strict=True):
+            if status == "invalid":
+                path = r["error"]["details"][0]["path"]
+                assert path == base(i) or path.startswith(base(i) + "/"), (i, items[i], r)
+            else:
+                assert r["message_id"] == f"oss://{BUCKET}/requests/p{i}.json@E{i}"
+        assert len(emu.calls(action="GetObject")) - reads == sum(s == "updated" for _, s in expected)
+
+    check()
