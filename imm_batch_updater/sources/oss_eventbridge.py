@@ -86,14 +86,16 @@ class OssEventBridgeSource(OssSource):
         name = kind[len(TYPE_PREFIX) :]
         # `type` and `data` must agree before either decides anything: an upload whose `type` says removal (or
         # upload progress) is never dropped unreported.
+        own = [f for f in event.faults_under(data_path) if f[0] in (data_path, f"{data_path}/eventName")]
+        if own:  # `data` or its eventName can never be sent (a duplicate key, a lone surrogate): say so, not more
+            where, fault = own[0]
+            failure = SourceFailure(
+                Status.INVALID, fault.code, f"the CloudEvent holds {fault.reason} at {where}", where
+            )
+            return [Message.of(self.name, event_id, failure)]
         data = item.get("data")
         if not isinstance(data, dict):
             return fail("the CloudEvent has no data object", "/data")
-        faults = event.faults_under(f"{data_path}/eventName")
-        if faults:  # a value that can never be sent (a duplicate key, a lone surrogate), not a disagreement
-            where, fault = faults[0]
-            failure = SourceFailure(Status.INVALID, fault.code, f"data.eventName holds {fault.reason}", where)
-            return [Message.of(self.name, event_id, failure)]
         if data.get("eventName") != name:
             return fail("data.eventName is not the CloudEvent's type without oss:", "/data/eventName")
         if name not in FINISHED_OBJECT_EVENTS:

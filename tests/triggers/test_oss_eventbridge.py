@@ -156,6 +156,14 @@ def test_a_value_that_can_never_be_sent_in_data_event_name_is_reported_as_such(i
     assert emu.calls(service="oss") == []
 
 
+def test_data_given_twice_is_a_duplicate_key_not_a_missing_data_object(invoke, emu):
+    event = json.dumps(oss_cloud_event(oss_record(BUCKET, "requests/a.json")))
+    raw = event.replace('"data":', '"data": {}, "data":', 1).encode()
+    result = invoke.direct(None, raw=raw)
+    assert statuses(result) == ["invalid"] and result["results"][0]["error"]["code"] == "DuplicateKey"
+    assert pointer(result) == "/data" and emu.calls(service="oss") == []
+
+
 def test_a_finished_event_without_data_is_invalid(invoke, emu):
     event = {**oss_cloud_event(oss_record(BUCKET, "requests/a.json")), "data": "not an object"}
     result = run(invoke, event)
