@@ -99,6 +99,10 @@ class OssReader:
 
     def read(self, bucket: str, key: str, region: str | None, max_bytes: int) -> bytes:
         """The object's bytes (at most `max_bytes`, else `TooLarge`), or ReadFailure."""
+        return self.read_tagged(bucket, key, region, max_bytes)[0]
+
+    def read_tagged(self, bucket: str, key: str, region: str | None, max_bytes: int) -> tuple[bytes, str | None]:
+        """`read`, and the ETag OSS answered with it (without quotes; None when it sent none)."""
         import oss2
 
         settings = self.ctx.settings
@@ -113,7 +117,7 @@ class OssReader:
             raise ReadFailure(Status.FAILED, "ConfigurationError", str(exc)) from None
         policy = RetryPolicy(settings.max_attempts, settings.backoff_base_ms, settings.backoff_max_ms)
 
-        def attempt(left_s: float) -> bytes:
+        def attempt(left_s: float) -> tuple[bytes, str | None]:
             return self._get(oss2, url, region, bucket, key, max_bytes, left_s)
 
         try:
@@ -124,7 +128,9 @@ class OssReader:
             raise ReadFailure(Status.FAILED, error.code, error.message) from None
         return data
 
-    def _get(self, oss2: Any, url: str, region: str, bucket: str, key: str, max_bytes: int, left_s: float) -> bytes:
+    def _get(
+        self, oss2: Any, url: str, region: str, bucket: str, key: str, max_bytes: int, left_s: float
+    ) -> tuple[bytes, str | None]:
         settings = self.ctx.settings
         # requests' (connect, read) timeouts, both bounded by the time this invocation has left; the watchdog
         # bounds the whole read.
@@ -143,6 +149,7 @@ class OssReader:
         try:
             handle = oss2.Bucket(auth, url, bucket, session=_session_for(oss2), connect_timeout=timeout, region=region)
             stream = handle.get_object(key)
+            etag = getattr(stream, "etag", None)
             data = _read_at_most(stream, max_bytes + 1)  # bounded even when the event's size is stale or missing
             if len(data) <= max_bytes:  # read to the end: check the CRC-64 OSS computed
                 oss2.utils.check_crc("GetObject", stream.client_crc, stream.server_crc, stream.request_id)
@@ -157,4 +164,4 @@ class OssReader:
         if len(data) > max_bytes:
             text = f"the object is larger than {max_bytes} bytes (OSS_MAX_OBJECT_BYTES)"
             raise ReadFailure(Status.INVALID, "TooLarge", text)
-        return data
+        return data, etag if isinstance(etag, str) and etag else None

@@ -12,7 +12,10 @@
 - Key: the event carries it URL-encoded, and the encoder is not documented precisely (form style `+` for a space,
   or `%20`). It is decoded with `unquote_plus` (right for both when a literal `+` arrives as `%2B`); only if that
   object does not exist are the other readings tried: `unquote` (a literal `+`), then the key exactly as sent.
-  A genuinely missing object therefore costs up to three GETs; a present one costs one. A reading no object can
+  A genuinely missing object therefore costs up to three GETs; a present one costs one. An object found whose
+  ETag is not the record's `eTag` may be another object (a key sent unencoded, `a+b.json` read as `a b.json`
+  while both exist): the later readings are looked up too, and the one holding the record's ETag is read, else
+  the first found (the object was overwritten since: up to three GETs). A reading no object can
   be named (a leading / or \\, over 1,023 long) is never requested: OSS answers it 400 InvalidObjectName, not
   NoSuchKey. A key with no other reading is `invalid` (InvalidObjectName). Nor is `.` or `..`: OSS can
   hold them, but HTTP clients drop those path segments (`invalid` InvalidObjectKey when no other reading is left).
@@ -171,7 +174,8 @@ class OssSource(EventTrigger):
             return fail(Status.INVALID, "InvalidRegion", text, "/region", message_id)
         found = reads.get((bucket, raw_key, suffix))
         if found is None:
-            found = reads[(bucket, raw_key, suffix)] = _read_first(ctx, bucket, readings, region, limit)
+            tag = etag if isinstance(etag, str) and etag else None
+            found = reads[(bucket, raw_key, suffix)] = _read_first(ctx, bucket, readings, region, limit, tag)
         if isinstance(found, SourceFailure):
             return fail(found.status, found.code, found.message, _POINTERS.get(found.code, ""), message_id)
         key, data = found
@@ -180,25 +184,42 @@ class OssSource(EventTrigger):
 
 
 def _read_first(
-    ctx: Context, bucket: str, readings: list[str], region: str | None, limit: int
+    ctx: Context, bucket: str, readings: list[str], region: str | None, limit: int, etag: str | None = None
 ) -> tuple[str, bytes] | SourceFailure:
     """(key, bytes) of the first reading of the key that exists, else the failure that ended the search.
 
     When every reading is missing or a name OSS refuses, the likeliest missing one's NoSuchKey is reported: a later
-    reading that OSS refuses (400 InvalidObjectName) was only a guess at the encoding, the object is missing."""
+    reading that OSS refuses (400 InvalidObjectName) was only a guess at the encoding, the object is missing.
+
+    An object found whose ETag is not the event's `etag` may be another object that a later reading names (a key
+    sent unencoded: "a+b.json" read as "a b.json" while both exist), so the later readings are looked up too: the
+    one holding the event's ETag is the upload; when none does (the object was overwritten since), the first found
+    is, as without the check."""
     from imm_batch_updater.oss_reader import OssReader, ReadFailure
 
     reader = OssReader(ctx)
     missing: SourceFailure | None = None  # the first reading's NoSuchKey
+    found: tuple[str, bytes] | None = None  # the first object found, whose ETag is not the event's
     for n, key in enumerate(readings):
+        last = n + 1 == len(readings)
         try:
-            return key, reader.read(bucket, key, region, limit)
+            data, tag = reader.read_tagged(bucket, key, region, limit)
         except ReadFailure as exc:
+            if found is not None:
+                if last or exc.code not in ("NoSuchKey", "InvalidObjectName"):
+                    return found  # what a later reading could not confirm or rule out leaves the likeliest
+                continue
             failure = SourceFailure(exc.status, exc.code, exc.message)
             if exc.code not in ("NoSuchKey", "InvalidObjectName"):
                 return failure  # an outage is retried, a refusal is final, whatever the other readings would say
             if missing is None and exc.code == "NoSuchKey":
                 missing = failure
-            if n + 1 == len(readings):
+            if last:
                 return missing or failure
+            continue
+        if etag is None or tag is None or tag.upper() == etag.upper():
+            return key, data
+        found = found or (key, data)
+        if last:
+            return found
     raise AssertionError("unreachable: readings is never empty")

@@ -40,6 +40,26 @@ def test_a_finished_upload_is_read_and_applied(invoke, emu):
     assert len(emu.calls(action="GetObject")) == 1
 
 
+def test_a_key_read_another_way_that_names_another_object_is_not_taken_for_the_upload(invoke, emu):
+    # Whether EventBridge URL-encodes data.oss.object.key is undocumented, so a literal "+" may arrive as "+": its
+    # likeliest reading ("a b.json") is another object when one of that name exists. The event's eTag tells them
+    # apart: the upload ("a+b.json") is read and applied, not its neighbour.
+    upload(emu, "requests/a b.json", json.dumps({**DOC, "Tags": {"from": "a space"}}).encode())
+    etag = upload(emu, "requests/a+b.json", json.dumps({**DOC, "Tags": {"from": "a plus"}}).encode())
+    result = run(invoke, oss_cloud_event(oss_record(BUCKET, "requests/a+b.json", etag=etag)))
+    assert statuses(result) == ["updated"] and emu.imm.get_batch(PROJECT, READY)["Tags"] == {"from": "a plus"}
+    assert result["results"][0]["message_id"] == f"oss://{BUCKET}/requests/a+b.json@{etag}"
+
+
+def test_an_object_overwritten_since_the_event_is_read_under_the_likeliest_reading(invoke, emu):
+    # No reading holds the event's eTag (the object changed since): the likeliest reading's object is applied, as
+    # before, after the other readings were looked up.
+    upload(emu, "requests/a b.json", json.dumps({**DOC, "Tags": {"from": "a space"}}).encode())
+    result = run(invoke, oss_cloud_event(oss_record(BUCKET, "requests/a+b.json", etag="OLDER")))
+    assert statuses(result) == ["updated"] and emu.imm.get_batch(PROJECT, READY)["Tags"] == {"from": "a space"}
+    assert [c.status for c in emu.calls(action="GetObject")] == [200, 404]
+
+
 @pytest.mark.parametrize("name", FINISHED)
 def test_every_finished_object_type_is_read(invoke, emu, name):
     upload(emu, "requests/done.json", json.dumps(DOC).encode())
