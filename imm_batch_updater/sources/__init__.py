@@ -5,8 +5,10 @@ anything, so a malformed event still gets a clear `invalid`. The MNS topic's JSO
 merges the publisher's message attributes into its top level, so it may carry any other trigger's keys (`type`,
 `events`, `requestContext`), while its own `TopicOwner` + `Message` appear in no other trigger's event (a
 CloudEvent's attribute names are lower-case). Then an async-destination record before HTTP (both have a
-`requestContext`). The MNS queue's CloudEvents (by `type`) come before OSS's through EventBridge (by `source`), so
-a mixed array is the queue's, and its OSS items are `invalid` there.
+`requestContext`). The timer's event next: its `triggerTime` + `triggerName` are no CloudEvent's attributes (those
+are lower-case), so a timer event is never taken for a CloudEvent whatever else it holds. The MNS queue's CloudEvents
+(by `type`) come before OSS's through EventBridge (by `source`), so a mixed array is the queue's, and its OSS items
+are `invalid` there.
 """
 
 from __future__ import annotations
@@ -35,10 +37,10 @@ class Sources:
             MnsTopicSource(),
             AsyncDestinationSource(),
             self.http,
+            TimerSource(),
             MnsQueueSource(),
             OssSource(),
             OssEventBridgeSource(),
-            TimerSource(),
             self.direct,
         ]
         self._markers = frozenset().union(*(s.markers for s in self.all))
