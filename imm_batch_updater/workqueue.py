@@ -60,6 +60,11 @@ def requests_of(messages: list[tuple[str, list[int]]]) -> list[list[tuple[str, l
     return groups
 
 
+def _json(document: dict[str, Any]) -> str:
+    """One work document as a work message holds it: compact JSON, UTF-8 as is."""
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def pack(
     documents: list[dict[str, Any]], per_message: int = DOCUMENTS_PER_MESSAGE, max_body: int = MAX_BODY_BYTES
 ) -> tuple[list[tuple[str, list[int]]], list[int]]:
@@ -71,7 +76,7 @@ def pack(
     parts: list[str] = []
     size = 2  # "[]"
     for position, document in enumerate(documents):
-        text = json.dumps(document, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        text = _json(document)
         length = len(text.encode("utf-8")) + 1
         if length + 2 > max_body:
             too_large.append(position)
@@ -115,7 +120,8 @@ def send(requests: list[UpdateRequest], ctx: Context) -> list[Outcome]:
     # `queued` here, would end `invalid` there and never be applied.
     per_message = min(DOCUMENTS_PER_MESSAGE, settings.max_documents)
     max_body = min(MAX_BODY_BYTES, 3 * (settings.max_body_bytes // 4))
-    messages, too_large = pack([r.document() for r in requests], per_message, max_body)
+    documents = [r.document() for r in requests]
+    messages, too_large = pack(documents, per_message, max_body)
     results: list[Outcome | None] = [None] * len(requests)
     for position in too_large:
         error = ErrorInfo("WorkItemTooLarge", f"the document does not fit in one work message ({max_body} bytes)")
@@ -140,7 +146,6 @@ def send(requests: list[UpdateRequest], ctx: Context) -> list[Outcome]:
 
     from mns.queue import Message as MnsMessage
 
-    documents = [r.document() for r in requests]
     policy = RetryPolicy(settings.max_attempts, settings.backoff_base_ms, settings.backoff_max_ms)
     failure: ErrorInfo | None = None
     # MNS refuses a body over the queue's MaximumMessageSize (which can be below 64 KB): a refused message of several
@@ -185,8 +190,7 @@ def send(requests: list[UpdateRequest], ctx: Context) -> list[Outcome]:
 
 def _message(documents: list[dict[str, Any]], positions: list[int]) -> tuple[str, list[int]]:
     """A work message (JSON array body, as `pack` writes it) of the documents at `positions`."""
-    texts = (json.dumps(documents[p], ensure_ascii=False, separators=(",", ":"), allow_nan=False) for p in positions)
-    return "[" + ",".join(texts) + "]", positions
+    return "[" + ",".join(_json(documents[p]) for p in positions) + "]", positions
 
 
 def _too_large_for_queue(queue_name: str, body: str) -> ErrorInfo:
