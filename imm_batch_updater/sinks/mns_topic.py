@@ -133,13 +133,10 @@ def _cut(note: dict[str, Any]) -> str | None:
     return dumps(note)
 
 
-def _published_cut(cut: str | None, publish: Callable[..., None], ctx: Context) -> bool:
-    """Publish the truncated notification `cut` (None: truncation removed nothing from the one refused, so it is not
-    sent again); False when there is none, or the topic refuses it for its size too."""
-    if cut is None:
-        return False
+def _sent(body: str, publish: Callable[..., None], ctx: Context) -> bool:
+    """Publish `body`: True, or False when the topic refuses it for its size (any other refusal raises)."""
     try:
-        deliver(ctx, partial(publish, body=cut), classify)
+        deliver(ctx, partial(publish, body=body), classify)
     except SinkDeliveryError as error:
         if error.code != mns_client.TOO_LARGE_CODE:
             raise
@@ -208,17 +205,13 @@ class MnsTopicSink:
 
                 dead_left -= dead
                 tried += 1
-                try:
-                    deliver(self.ctx, partial(publish, body=body), classify)
-                except SinkDeliveryError as error:
-                    if error.code != mns_client.TOO_LARGE_CODE:
-                        raise
+                if not _sent(body, publish, self.ctx):
                     # Over the topic's MaximumMessageSize (it can be below 64 KB): never worth sending again as it
                     # is. Sent once more truncated, as a notification over 64 KB is; still refused, it is left
                     # out (its log line has it all) and the others are published: they may fit.
                     # Not when truncating removes nothing from it (already truncated, or nothing to remove).
                     cut = _cut(note) if note is not None else None
-                    if not _published_cut(cut, publish, self.ctx):
+                    if cut is None or not _sent(cut, publish, self.ctx):
                         too_large.append(len((cut or body).encode("utf-8")))
                         continue
                 published += 1
