@@ -82,10 +82,15 @@ def key_readings(raw_key: str) -> list[str]:
     object can be named (`is_object_name`) are left out: OSS would refuse them rather than look them up; so are the
     names no request can carry (`DOT_SEGMENTS`)."""
     readings: list[str] = []
-    for key in (unquote_plus(raw_key), unquote(raw_key), raw_key):
+    for key in _decodings(raw_key):
         if is_requestable(key) and key not in readings:
             readings.append(key)
     return readings
+
+
+def _decodings(raw_key: str) -> tuple[str, str, str]:
+    """Every way the event's key may be encoded, most likely first, before any is ruled out."""
+    return unquote_plus(raw_key), unquote(raw_key), raw_key
 
 
 # Where in the record an `invalid` read failure points.
@@ -152,15 +157,16 @@ class OssSource(EventTrigger):
             return fail(Status.INVALID, "InvalidBucketName", text, "/oss/bucket/name")
         if not isinstance(raw_key, str) or not raw_key:
             return fail(Status.INVALID, "InvalidEvent", "the record names no object key", "/oss/object/key")
-        if not key_readings(raw_key):
-            if any(k in DOT_SEGMENTS for k in (unquote_plus(raw_key), unquote(raw_key), raw_key)):
+        readings = key_readings(raw_key)
+        if not readings:
+            if any(k in DOT_SEGMENTS for k in _decodings(raw_key)):
                 text = "the record's object is named . or .., which no HTTP request can name (rename the object)"
                 return fail(Status.INVALID, "InvalidObjectKey", text, "/oss/object/key")
             text = "the record's object key is no name OSS allows (1-1023 long, not starting with / or \\)"
             return fail(Status.INVALID, "InvalidObjectName", text, "/oss/object/key")
         etag = obj.get("eTag")
-        suffix = f"@{etag}" if isinstance(etag, str) and etag else ""
-        readings = key_readings(raw_key)
+        etag = etag if isinstance(etag, str) and etag else None
+        suffix = "" if etag is None else f"@{etag}"
         message_id = f"oss://{bucket}/{readings[0]}{suffix}"
         limit = ctx.settings.object_limit
         size = obj.get("size")
@@ -174,8 +180,7 @@ class OssSource(EventTrigger):
             return fail(Status.INVALID, "InvalidRegion", text, "/region", message_id)
         found = reads.get((bucket, raw_key, suffix))
         if found is None:
-            tag = etag if isinstance(etag, str) and etag else None
-            found = reads[(bucket, raw_key, suffix)] = _read_first(ctx, bucket, readings, region, limit, tag)
+            found = reads[(bucket, raw_key, suffix)] = _read_first(ctx, bucket, readings, region, limit, etag)
         if isinstance(found, SourceFailure):
             return fail(found.status, found.code, found.message, _POINTERS.get(found.code, ""), message_id)
         key, data = found
