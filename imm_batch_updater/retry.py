@@ -179,7 +179,11 @@ def call(
         try:
             result = attempt(left)
         except CallError as exc:
-            error = deadline_exceeded(what) if watch.fired else exc
+            # A retriable failure once the deadline has passed is the deadline's doing, whether the watchdog ended
+            # the call or the SDK's own timeout did (the callers cut it to `left`, so it fires at the deadline too;
+            # under load it can beat the watchdog's thread): report the same code either way.
+            ended = watch.fired or (exc.retriable and time.monotonic() >= deadline.expires_at)
+            error = deadline_exceeded(what) if ended else exc
         except Exception:
             if watch.fired:  # the watchdog broke the connection: say so, not what the SDK made of it
                 raise _counted(deadline_exceeded(what), attempts) from None

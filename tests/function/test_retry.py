@@ -128,3 +128,27 @@ def test_one_attempt_ends_within_the_time_left(remaining_ms):
     assert read + connect <= remaining_ms and read >= 100 and connect >= 100
     if remaining_ms >= 13_000:
         assert (read, connect) == (10_000, 3000)  # plenty of time: the configured timeouts
+
+
+@pytest.mark.parametrize("retriable", [True, False])
+def test_a_timeout_at_the_deadline_is_deadline_exceeded_even_when_the_watchdog_lags(monkeypatch, retriable):
+    """The callers cut an SDK's timeout to the time left, so it fires at the deadline, as the watchdog does. Under
+    load the SDK's timeout can win (CI saw `NetworkError` where the run before saw `DeadlineExceeded`): the code must
+    not depend on which one did. A lagging watchdog thread is what cannot be made to happen here on demand, so its
+    watch is replaced by one that never fires; a refusal (not retriable) keeps its own code."""
+    from types import SimpleNamespace
+
+    from imm_batch_updater import retry
+
+    monkeypatch.setattr(retry.watchdog, "watch", lambda deadline: SimpleNamespace(fired=False))
+    monkeypatch.setattr(retry.watchdog, "unwatch", lambda watch: None)
+    deadline = retry.Deadline(0.3)
+
+    def attempt(left_s: float) -> None:
+        time.sleep(left_s)  # the SDK's read timeout, cut to what is left
+        raise retry.CallError("NetworkError", "no answer", retriable=retriable)
+
+    with pytest.raises(retry.CallError) as raised:
+        retry.call(attempt, policy=retry.RetryPolicy(max_attempts=4), deadline=deadline, what="to send")
+    assert raised.value.code == ("DeadlineExceeded" if retriable else "NetworkError")
+    assert retry.attempts_of(raised.value) == 1
