@@ -1,6 +1,7 @@
 """Apply one valid single-batch update request to IMM and say what happened.
 
     read the batch (GetBatch precheck, or a selector's listing)  -> not_found / conflict / dry_run
+                                                                     (a batch holding every value: updated, unchanged)
     UpdateBatch with only the fields given                        -> updated (with `diff` when the batch was read)
     ResumeBatch when asked and the batch Failed                   -> resumed: true
 
@@ -157,10 +158,16 @@ def apply_update(request: UpdateRequest, imm: ImmClient, precheck: bool = True) 
             return failure(request, exc, attempts_of(exc))
         attempts += answer.attempts
         current = answer.batch or {}
+    unchanged = False
     if current is not None:
         state = current.get("State")
         changes_diff = diff(current, request.changes)
-        if state not in UPDATABLE_STATES:
+        # A batch read to already hold every requested value exactly is not sent again: a redelivered selection then
+        # gets further each time instead of redoing its first batches (and a plain retry costs one call less).
+        unchanged = not changes_diff and holds(current, request.changes)
+        # Nor is a batch whose state forbids the update a conflict when it holds them: that is what a redelivery
+        # finds once the first delivery updated and resumed a Failed batch (now Running), and the request is met.
+        if state not in UPDATABLE_STATES and not (unchanged and not request.dry_run):
             hint = " (suspend or wait for it to finish first)" if state == "Running" else ""
             error = ErrorInfo(
                 "BatchStateConflict",
@@ -177,15 +184,19 @@ def apply_update(request: UpdateRequest, imm: ImmClient, precheck: bool = True) 
         if request.dry_run:
             return _outcome(request, Status.DRY_RUN, attempts, state=state, diff=changes_diff)
 
-    # A batch read to already hold every requested value exactly is not sent again: a redelivered selection then
-    # gets further each time instead of redoing its first batches (and a plain retry costs one call less).
-    unchanged = current is not None and not changes_diff and holds(current, request.changes)
     request_id = None
     if not unchanged:
         try:
             answer = imm.update_batch(request.project, request.batch_id, request.changes)
         except ImmError as exc:
-            return failure(request, exc, attempts + attempts_of(exc), state=state)
+            attempts += attempts_of(exc)
+            if exc.kind is Kind.STATE and current is None:
+                met = _met_already(request, imm)  # IMM_PRECHECK=false: the refusal is the first word on the state
+                if met is not None:
+                    return _outcome(
+                        request, Status.UPDATED, attempts + met[1], state=met[0], resumed=False, diff={}, unchanged=True
+                    )
+            return failure(request, exc, attempts, state=state)
         attempts += answer.attempts
         request_id = answer.request_id
 
@@ -216,6 +227,21 @@ def apply_update(request: UpdateRequest, imm: ImmClient, precheck: bool = True) 
         diff=changes_diff,
         unchanged=unchanged,
     )
+
+
+def _met_already(request: UpdateRequest, imm: ImmClient) -> tuple[str, int] | None:
+    """(state, attempts) when the batch, read after IMM refused the update for its state, holds every requested
+    value (what a redelivery finds once the first delivery updated and resumed it): the request is met. None when it
+    does not, or cannot be read (the refusal then stands)."""
+    assert request.batch_id is not None
+    try:
+        answer = imm.get_batch(request.project, request.batch_id)
+    except ImmError:
+        return None
+    batch = answer.batch or {}
+    if diff(batch, request.changes) or not holds(batch, request.changes):
+        return None
+    return batch.get("State") or "", answer.attempts
 
 
 def unapplied(request: UpdateRequest, status: Status, code: str, message: str) -> Outcome:

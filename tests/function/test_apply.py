@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from tests.conftest import FAILED, PROJECT, READY, RUNNING
+from tests.conftest import FAILED, PROJECT, READY, RUNNING, examples
 
 TAGS = {"Tags": {"owner": "media-team"}}
 
@@ -52,6 +54,60 @@ def test_running_batch_is_a_conflict_and_untouched(invoke, emu):
 def test_other_non_updatable_states_conflict(invoke, emu, state):
     emu.imm.set_state(PROJECT, READY, state)
     assert one(invoke.direct({"ProjectName": PROJECT, "Id": READY, **TAGS}))["status"] == "conflict"
+
+
+@pytest.mark.parametrize("precheck", ["true", "false"])
+def test_a_redelivered_resume_finds_the_batch_running_and_is_met_not_a_conflict(invoke, emu, fn_env, precheck):
+    """The first delivery updated and resumed a Failed batch, and its answer was lost (a timeout, a crash): the
+    platform delivers the document again and the batch is Running. It used to be a final `conflict`, a dead letter
+    for a change that was made. It holds every requested value: `updated`, `unchanged`, nothing changed. Without the
+    precheck, IMM's refusal for the state is followed by one GetBatch that finds the values held."""
+    fn_env.setenv("IMM_PRECHECK", precheck)
+    doc = {"ProjectName": PROJECT, "Id": FAILED, **TAGS, "Resume": True}
+    first = one(invoke.direct(doc))
+    assert (first["status"], first["resumed"]) == ("updated", True)
+    assert emu.imm.get_batch(PROJECT, FAILED)["State"] == "Running"
+    before = len(emu.calls(action="UpdateBatch")), len(emu.calls(action="ResumeBatch"))
+    again = one(invoke.direct(doc))
+    assert (again["status"], again.get("unchanged"), again["resumed"]) == ("updated", True, False)
+    assert again["state"] == "Running"
+    assert "error" not in again and again["diff"] == {}
+    refused = 1 if precheck == "false" else 0  # the UpdateBatch IMM refused for the state: nothing was changed
+    after = len(emu.calls(action="UpdateBatch")), len(emu.calls(action="ResumeBatch"))
+    assert after == (before[0] + refused, before[1])
+    changed = {**TAGS["Tags"], "owner": "someone-else"}
+    assert one(invoke.direct({**doc, "Tags": changed}))["status"] == "conflict"  # a real change is still refused
+
+
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    state=st.sampled_from(["Ready", "Running", "Failed", "Suspended", "Succeeded"]),
+    held=st.booleans(),
+    dry_run=st.booleans(),
+    resume=st.booleans(),
+)
+def test_the_state_forbids_only_an_update_that_would_change_something(invoke, emu, state, held, dry_run, resume):
+    """Over every state: `conflict` exactly when the state forbids the update and the batch does not already hold
+    the values (or for a DryRun, which DESIGN pins to `conflict` in such a state, with its diff); a batch that holds
+    them is `updated` `unchanged` without a call, and only a Failed batch is resumed."""
+    emu.imm.set_state(PROJECT, READY, state)
+    current = emu.imm.get_batch(PROJECT, READY)["Tags"]
+    tags = dict(current) if held else {**current, "changed": f"{current.get('changed', '')}+"}  # never what it holds
+    doc = {"ProjectName": PROJECT, "Id": READY, "Tags": tags, **({"DryRun": True} if dry_run else {})}
+    doc.update({"Resume": True} if resume else {})
+    updates = len(emu.calls(action="UpdateBatch"))
+    result = one(invoke.direct(doc))
+    forbidden = state not in ("Ready", "Failed")
+    if forbidden and (dry_run or not held):
+        assert result["status"] == "conflict" and result["state"] == state
+        assert emu.imm.get_batch(PROJECT, READY)["Tags"] == current
+    elif dry_run:
+        assert result["status"] == "dry_run" and bool(result["diff"]) is not held
+    else:
+        assert (result["status"], result.get("unchanged", False)) == ("updated", held)
+        assert result["resumed"] is (resume and state == "Failed")
+        assert len(emu.calls(action="UpdateBatch")) == updates + (0 if held else 1)
+        assert emu.imm.get_batch(PROJECT, READY)["Tags"] == tags
 
 
 def test_resume_after_updating_a_failed_batch(invoke, emu):
