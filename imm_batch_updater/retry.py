@@ -1,6 +1,8 @@
 """The one retry helper: every call to a peer (IMM, OSS, MNS, a sink) goes through `call`.
 
-- Each attempt is bounded by the invocation's deadline, however slowly the peer answers (`watchdog.guard`).
+- Each attempt is bounded by the invocation's deadline, however slowly the peer answers (`watchdog.guard`); a
+  retriable failure at or past the deadline is `DeadlineExceeded`, whether the watchdog or the SDK's own timeout
+  (cut to the time left) ended the call.
 - Only a `CallError` with `retriable=True` is tried again (network errors, timeouts, 5xx, throttling: the caller's
   classifier decides); anything else propagates at once.
 - Exponential backoff with full jitter (`random.uniform(0, min(cap, base * 2**(n-1)))`, AWS's "full jitter"), or
