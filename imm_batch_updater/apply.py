@@ -191,10 +191,11 @@ def apply_update(request: UpdateRequest, imm: ImmClient, precheck: bool = True) 
         except ImmError as exc:
             attempts += attempts_of(exc)
             if exc.kind is Kind.STATE and current is None:
-                met = _met_already(request, imm)  # IMM_PRECHECK=false: the refusal is the first word on the state
+                met, read_attempts = _met_already(request, imm)  # IMM_PRECHECK=false: the refusal is the first word
+                attempts += read_attempts  # the GetBatch's calls count whatever it found (or failed to)
                 if met is not None:
                     return _outcome(
-                        request, Status.UPDATED, attempts + met[1], state=met[0], resumed=False, diff={}, unchanged=True
+                        request, Status.UPDATED, attempts, state=met, resumed=False, diff={}, unchanged=True
                     )
             return failure(request, exc, attempts, state=state)
         attempts += answer.attempts
@@ -229,18 +230,19 @@ def apply_update(request: UpdateRequest, imm: ImmClient, precheck: bool = True) 
     )
 
 
-def _met_already(request: UpdateRequest, imm: ImmClient) -> tuple[str, int] | None:
-    """(state, attempts) when the batch, read after IMM refused the update for its state, holds every requested
-    value (what a redelivery finds once the first delivery updated and resumed it): the request is met. None when it
-    does not, or cannot be read (the refusal then stands)."""
+def _met_already(request: UpdateRequest, imm: ImmClient) -> tuple[str | None, int]:
+    """(state, attempts): the batch's state when, read after IMM refused the update for its state, it holds every
+    requested value (what a redelivery finds once the first delivery updated and resumed it): the request is met.
+    None when it does not, or cannot be read (the refusal then stands). `attempts`: the GetBatch calls made, either
+    way."""
     assert request.batch_id is not None
     try:
         answer = imm.get_batch(request.project, request.batch_id)
-    except ImmError:
-        return None
+    except ImmError as exc:
+        return None, attempts_of(exc)
     batch = answer.batch or {}
     if diff(batch, request.changes) or not holds(batch, request.changes):
-        return None
+        return None, answer.attempts
     return batch.get("State") or "", answer.attempts
 
 

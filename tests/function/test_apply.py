@@ -79,6 +79,20 @@ def test_a_redelivered_resume_finds_the_batch_running_and_is_met_not_a_conflict(
     assert one(invoke.direct({**doc, "Tags": changed}))["status"] == "conflict"  # a real change is still refused
 
 
+def test_without_precheck_the_read_after_a_state_refusal_is_counted_in_attempts(invoke, emu, fn_env):
+    """`attempts` is the IMM calls made: the GetBatch that follows IMM's refusal for the state counts, whether it
+    finds the values held or not, and whether it succeeds or fails."""
+    fn_env.setenv("IMM_PRECHECK", "false")
+    result = one(invoke.direct({"ProjectName": PROJECT, "Id": RUNNING, **TAGS}))  # not held: the refusal stands
+    assert result["status"] == "conflict"
+    assert [c.action for c in emu.calls(service="imm")] == ["UpdateBatch", "GetBatch"]
+    assert result["attempts"] == 2
+    emu.faults.inject("GetBatch", "error", count=1, status=403, code="Forbidden.RAM", message="No GetBatch.")
+    result = one(invoke.direct({"ProjectName": PROJECT, "Id": RUNNING, **TAGS}))  # unreadable: the refusal stands
+    assert result["status"] == "conflict" and result["error"]["code"] == "InvalidArgument"
+    assert result["attempts"] == 2
+
+
 @settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     state=st.sampled_from(["Ready", "Running", "Failed", "Suspended", "Succeeded"]),
