@@ -191,7 +191,10 @@ def apply_update(request: UpdateRequest, imm: ImmClient, precheck: bool = True) 
         except ImmError as exc:
             attempts += attempts_of(exc)
             if exc.kind is Kind.STATE and current is None:
-                met, read_attempts = _met_already(request, imm)  # IMM_PRECHECK=false: the refusal is the first word
+                try:
+                    met, read_attempts = _met_already(request, imm)  # IMM_PRECHECK=false: the refusal is the first word
+                except ImmError as unread:  # nothing known yet: not final, so the platform delivers it again
+                    return failure(request, unread, attempts + attempts_of(unread), _UNREAD)
                 attempts += read_attempts  # the GetBatch's calls count whatever it found (or failed to)
                 if met is not None:
                     return _outcome(
@@ -230,15 +233,25 @@ def apply_update(request: UpdateRequest, imm: ImmClient, precheck: bool = True) 
     )
 
 
+_UNREAD = (
+    "IMM refused the update for the batch state, and the batch could not be read to tell whether it holds the values "
+    "already: "
+)
+
+
 def _met_already(request: UpdateRequest, imm: ImmClient) -> tuple[str | None, int]:
     """(state, attempts): the batch's state when, read after IMM refused the update for its state, it holds every
     requested value (what a redelivery finds once the first delivery updated and resumed it): the request is met.
-    None when it does not, or cannot be read (the refusal then stands). `attempts`: the GetBatch calls made, either
-    way."""
+    None when it does not, or cannot be read for good (no permission: the refusal then stands). `attempts`: the
+    GetBatch calls made, either way. A read that failed the way a retry can mend (`throttled`, `failed`: IMM 5xx,
+    throttling, no time left) raises its ImmError: a final `conflict` then would be a dead letter for what may be
+    a change already made."""
     assert request.batch_id is not None
     try:
         answer = imm.get_batch(request.project, request.batch_id)
     except ImmError as exc:
+        if not _STATUS_BY_KIND.get(exc.kind, Status.FAILED).final:
+            raise
         return None, attempts_of(exc)
     batch = answer.batch or {}
     if diff(batch, request.changes) or not holds(batch, request.changes):

@@ -93,6 +93,24 @@ def test_without_precheck_the_read_after_a_state_refusal_is_counted_in_attempts(
     assert result["attempts"] == 2
 
 
+def test_without_precheck_a_read_that_fails_for_now_after_a_state_refusal_is_not_a_final_conflict(invoke, emu, fn_env):
+    """The refusal for the state is followed by a GetBatch to tell whether the request is met already (the
+    redelivery of a Resume document that updated and resumed its batch). When that read fails the way a retry can
+    mend (IMM 5xx, throttling, no time left), nothing is known: the answer is that failure, not a final `conflict`
+    (a dead letter for a change that was made). The platform delivers it again and the next read tells."""
+    fn_env.setenv("IMM_PRECHECK", "false")
+    doc = {"ProjectName": PROJECT, "Id": FAILED, **TAGS, "Resume": True}
+    assert one(invoke.direct(doc))["resumed"] is True  # the first delivery: updated and resumed, now Running
+    emu.faults.inject("GetBatch", "internal", count=None)
+    status, body, _ = invoke.post(doc)
+    [result] = body["results"]
+    assert (status, result["status"], result["error"]["code"]) == (502, "failed", "InternalError")
+    assert result["attempts"] == 1 + len(emu.calls(action="GetBatch"))  # the refused UpdateBatch and the reads
+    emu.faults.clear()
+    again = one(invoke.direct(doc))  # delivered again: the read tells
+    assert (again["status"], again.get("unchanged")) == ("updated", True)
+
+
 @settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     state=st.sampled_from(["Ready", "Running", "Failed", "Suspended", "Succeeded"]),
