@@ -190,19 +190,21 @@ def apply_update(request: UpdateRequest, imm: ImmClient, precheck: bool = True) 
             answer = imm.update_batch(request.project, request.batch_id, request.changes)
         except ImmError as exc:
             attempts += attempts_of(exc)
-            if exc.kind is Kind.STATE and current is None:
-                try:
-                    met, read_attempts = _met_already(request, imm)  # IMM_PRECHECK=false: the refusal is the first word
-                except ImmError as unread:  # nothing known yet: not final, so the platform delivers it again
-                    return failure(request, unread, attempts + attempts_of(unread), _UNREAD)
-                attempts += read_attempts  # the GetBatch's calls count whatever it found (or failed to)
-                if met is not None:
-                    return _outcome(
-                        request, Status.UPDATED, attempts, state=met, resumed=False, diff={}, unchanged=True
-                    )
-            return failure(request, exc, attempts, state=state)
-        attempts += answer.attempts
-        request_id = answer.request_id
+            if exc.kind is not Kind.STATE or current is not None:
+                return failure(request, exc, attempts, state=state)
+            try:
+                met, read_attempts = _met_already(request, imm)  # IMM_PRECHECK=false: the refusal is the first word
+            except ImmError as unread:  # nothing known yet: not final, so the platform delivers it again
+                return failure(request, unread, attempts + attempts_of(unread), _UNREAD)
+            attempts += read_attempts  # the GetBatch's calls count whatever it found (or failed to)
+            if met is None:
+                return failure(request, exc, attempts, state=state)
+            # Met: nothing to send. The read told the state, so `Resume` restarts the batch when it is Failed (it
+            # may have stopped since the refusal), as after a precheck, and only then.
+            state, changes_diff, unchanged = met, {}, True
+        else:
+            attempts += answer.attempts
+            request_id = answer.request_id
 
     resumed = False
     # With a read we know the state: only a Failed batch can (and needs to) resume. Without it, ask IMM and take a

@@ -111,6 +111,21 @@ def test_without_precheck_a_read_that_fails_for_now_after_a_state_refusal_is_not
     assert (again["status"], again.get("unchanged")) == ("updated", True)
 
 
+def test_without_precheck_a_met_request_is_resumed_when_the_read_finds_the_batch_failed(invoke, emu, fn_env):
+    """IMM refused the update for the state (Running), and the GetBatch after it finds the batch Failed already
+    (it stopped in between) holding every requested value: the update is met, and `Resume` asks to restart a
+    Failed batch, as the precheck would have done on reading it. `updated` with `resumed: false` left it Failed for
+    good (a final success nobody delivers again)."""
+    fn_env.setenv("IMM_PRECHECK", "false")
+    doc = {"ProjectName": PROJECT, "Id": FAILED, **TAGS, "Resume": True}
+    assert one(invoke.direct(doc))["resumed"] is True  # updated and resumed: Running, holding the values
+    emu.imm.progress("Running", "Failed", after_reads=0, project=PROJECT, batch_id=FAILED)  # fails at the next read
+    again = one(invoke.direct(doc))
+    emu.imm.clear_progressions()
+    assert (again["status"], again.get("unchanged"), again["resumed"]) == ("updated", True, True)
+    assert emu.imm.get_batch(PROJECT, FAILED)["State"] == "Running"
+
+
 @settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     state=st.sampled_from(["Ready", "Running", "Failed", "Suspended", "Succeeded"]),
