@@ -20,6 +20,9 @@ from imm_batch_updater.outcome import ErrorInfo, Outcome, Status
 from imm_batch_updater.retry import attempts_of
 
 UPDATABLE_STATES = frozenset({"Ready", "Failed"})
+# UpdateBatch refusals that may be for the batch state: one naming it, and any other 4xx (IMM's wording is not
+# documented). With IMM_PRECHECK=false such a refusal is followed by one GetBatch (`_met_already`).
+_MAYBE_STATE = frozenset({Kind.STATE, Kind.CLIENT})
 _OSS_MEMBERS = ("Bucket", "Prefix", "MatchExpressions")
 
 _STATUS_BY_KIND = {
@@ -190,10 +193,10 @@ def apply_update(request: UpdateRequest, imm: ImmClient, precheck: bool = True) 
             answer = imm.update_batch(request.project, request.batch_id, request.changes)
         except ImmError as exc:
             attempts += attempts_of(exc)
-            if exc.kind is not Kind.STATE or current is not None:
+            if exc.kind not in _MAYBE_STATE or current is not None:
                 return failure(request, exc, attempts, state=state)
-            try:
-                met, read_attempts = _met_already(request, imm)  # IMM_PRECHECK=false: the refusal is the first word
+            try:  # IMM_PRECHECK=false: the refusal is the first word on the state
+                met, read_attempts = _met_already(request, imm, named=exc.kind is Kind.STATE)
             except ImmError as unread:  # nothing known yet: not final, so the platform delivers it again
                 return failure(request, unread, attempts + attempts_of(unread), _UNREAD)
             attempts += read_attempts  # the GetBatch's calls count whatever it found (or failed to)
@@ -241,22 +244,28 @@ _UNREAD = (
 )
 
 
-def _met_already(request: UpdateRequest, imm: ImmClient) -> tuple[str | None, int]:
+def _met_already(request: UpdateRequest, imm: ImmClient, named: bool) -> tuple[str | None, int]:
     """(state, attempts): the batch's state when, read after IMM refused the update for its state, it holds every
     requested value (what a redelivery finds once the first delivery updated and resumed it): the request is met.
     None when it does not, or cannot be read for good (no permission: the refusal then stands). `attempts`: the
     GetBatch calls made, either way. A read that failed the way a retry can mend (`throttled`, `failed`: IMM 5xx,
     throttling, no time left) raises its ImmError: a final `conflict` then would be a dead letter for what may be
-    a change already made."""
+    a change already made.
+
+    `named`: IMM's refusal named the state. One that did not (IMM's wording is undocumented; Kind.CLIENT) may be
+    for the state or for anything else: it is met only when the batch is read in a state that forbids the update,
+    and it stands when the read fails in any way (most such refusals are a bad argument: never retried for a read)."""
     assert request.batch_id is not None
     try:
         answer = imm.get_batch(request.project, request.batch_id)
     except ImmError as exc:
-        if not _STATUS_BY_KIND.get(exc.kind, Status.FAILED).final:
+        if named and not _STATUS_BY_KIND.get(exc.kind, Status.FAILED).final:
             raise
         return None, attempts_of(exc)
     batch = answer.batch or {}
     if diff(batch, request.changes) or not holds(batch, request.changes):
+        return None, answer.attempts
+    if not named and batch.get("State") in UPDATABLE_STATES:  # the refusal was not for the state
         return None, answer.attempts
     return batch.get("State") or "", answer.attempts
 

@@ -126,6 +126,29 @@ def test_without_precheck_a_met_request_is_resumed_when_the_read_finds_the_batch
     assert emu.imm.get_batch(PROJECT, FAILED)["State"] == "Running"
 
 
+def test_without_precheck_a_redelivered_resume_is_met_when_imms_refusal_does_not_name_the_state(invoke, emu, fn_env):
+    """IMM's wording of a refusal for the state is not documented: one that does not name it is `rejected`, and so
+    was the redelivery of a Resume document that updated and resumed its batch (now Running), the dead letter the
+    read after a refusal exists to avoid. After such a refusal too, a batch read in a state that forbids the update
+    and holding every value is met; one in a state that allows it was refused for another reason, which stands."""
+    fn_env.setenv("IMM_PRECHECK", "false")
+    emu.imm.set_wrong_state_error(message="The operation is not allowed.")
+    doc = {"ProjectName": PROJECT, "Id": FAILED, **TAGS, "Resume": True}
+    assert one(invoke.direct(doc))["resumed"] is True  # Running now
+    again = one(invoke.direct(doc))
+    assert (again["status"], again.get("unchanged"), again["resumed"], again["state"]) == (
+        "updated",
+        True,
+        False,
+        "Running",
+    )
+    assert one(invoke.direct({**doc, "Tags": {"owner": "someone-else"}}))["status"] == "rejected"  # not held
+    assert one(invoke.direct({"ProjectName": PROJECT, "Id": READY, **TAGS}))["status"] == "updated"
+    emu.faults.inject("UpdateBatch", "error", count=1, status=400, code="InvalidParameter", message="Bad Actions.")
+    refused = one(invoke.direct({"ProjectName": PROJECT, "Id": READY, **TAGS}))  # Ready, holding them: not the state
+    assert (refused["status"], refused["error"]["code"]) == ("rejected", "InvalidParameter")
+
+
 @settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     state=st.sampled_from(["Ready", "Running", "Failed", "Suspended", "Succeeded"]),
