@@ -7,6 +7,7 @@ back into the application: the app runs decode -> detect -> receive -> documents
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
@@ -47,10 +48,39 @@ class SourceFailure:
     path: str = ""
 
 
+# The longest message id a result, a log line, a notification or a dedupe key carries (characters). An ordinary id
+# stays as it is: an MNS MessageId or a CloudEvent id (tens of characters), a UUID, a webhook-id, and an OSS id
+# `oss://bucket/key@eTag` with the longest bucket (63) and key (1,023) OSS allows and a multipart eTag (~40) is about
+# 1,140. Longer ids can only come from a sender's (or a forger's) event: `bounded_id` cuts them.
+MAX_MESSAGE_ID = 1280
+_DIGEST_MARK = "\u2026sha256:"  # "…sha256:" then 64 hex digits of the whole id
+_KEEP = MAX_MESSAGE_ID - len(_DIGEST_MARK) - 64
+
+
+def bounded_id(value: str | None) -> str | None:
+    """`value` when it is at most MAX_MESSAGE_ID characters long; else its first characters, "…sha256:" and the
+    SHA-256 of the whole id (hex), MAX_MESSAGE_ID characters in all. An id taken from an event never makes an answer
+    grow with the input, and stays what it is for: the same id gives the same bounded id (redeliveries still match
+    and are de-duplicated), two ids differing anywhere give different ones, and the readable start is still there
+    to search logs for. Applying it twice changes nothing.
+
+    >>> bounded_id("C6DB2F5B-1")
+    'C6DB2F5B-1'
+    >>> long = bounded_id("oss://b/k@" + "e" * 5000)
+    >>> len(long), long[:10], long[-72:-64], long == bounded_id(long)
+    (1280, 'oss://b/k@', '…sha256:', True)
+    """
+    if value is None or len(value) <= MAX_MESSAGE_ID:
+        return value
+    digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+    return value[:_KEEP] + _DIGEST_MARK + digest
+
+
 class Message(NamedTuple):
     """One delivered message: its decoded body (one update document or a JSON array of them), or its failure.
 
     `faults` lists the values in `document` that can never be sent (strictjson), with pointers relative to it.
+    Sources make messages with `of`, which bounds `message_id` (at most MAX_MESSAGE_ID characters).
     """
 
     source: str  # "http", "direct", "mns_topic", "mns_queue", "oss", "oss_eventbridge", "timer", ...
@@ -61,6 +91,9 @@ class Message(NamedTuple):
 
     @classmethod
     def of(cls, source: str, message_id: str | None, body: Decoded | SourceFailure) -> Message:
+        """The message, its id bounded (`bounded_id`): every source makes its messages here, so no id taken from an
+        event reaches a result, a log line, a notification or the de-duplication unbounded."""
+        message_id = bounded_id(message_id)
         if isinstance(body, SourceFailure):
             return cls(source, message_id, failure=body)
         return cls(source, message_id, body.value, body.faults)

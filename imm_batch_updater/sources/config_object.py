@@ -33,7 +33,7 @@ def resolve_source(message: Message, ctx: Context) -> Message:
 
     def fail(status: Status, code: str, text: str, path: str = "") -> Message:
         failure = SourceFailure(status, code, text, path if status is Status.INVALID else "")
-        return Message(message.source, message.message_id, failure=failure)
+        return Message.of(message.source, message.message_id, failure)
 
     extra = [key for key in document if key != "Source"]
     if extra:

@@ -37,7 +37,7 @@ class DirectSource(EventTrigger):
             code = "TooDeep" if event.error.code == "TooDeep" else "NotJson"
             failure = SourceFailure(Status.INVALID, code, f"the event is not a JSON document: {event.error.message}")
             return Delivery([Message.of(self.name, message_id, failure)])
-        message = Message(self.name, message_id, event.value, event.faults)
+        message = Message.of(self.name, message_id, event)
         if isinstance(event.value, dict) and "Source" in event.value:
             # A config object (`{"Source": "oss://bucket/key"}`) stands for the documents it holds.
             message = resolve_source(message, ctx)
