@@ -35,7 +35,7 @@ from imm_batch_updater.retry import RetryBudget, RetryPolicy
 from imm_batch_updater.sinks import Invocation, configured_sinks
 from imm_batch_updater.sinks.log import write as write_log
 from imm_batch_updater.sources import Sources
-from imm_batch_updater.sources.base import DeliveryIncomplete, Message, NotJsonEvent
+from imm_batch_updater.sources.base import DeliveryIncomplete, Message, NotJsonEvent, bounded_id
 from imm_batch_updater.strictjson import Decoded, NotJson, decode
 
 __all__ = ["App", "DeliveryIncomplete", "decode_event"]
@@ -52,6 +52,9 @@ class App:
         if settings.warnings:
             self._warn_once(settings.warnings)
         ctx = InvocationContext(context, settings)
+        # FC's request id is a UUID; a context made by another caller may hold anything, and it stands in as the
+        # message id of direct and STREAM invocations and goes into every log line: bounded like every message id.
+        ctx.request_id = bounded_id(ctx.request_id)
         decoded = decode_event(event)
         source = self.sources.detect(decoded)
         try:

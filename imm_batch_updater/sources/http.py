@@ -41,6 +41,7 @@ from imm_batch_updater.sources.base import (
     Message,
     NotJsonEvent,
     SourceFailure,
+    bounded_id,
     envelope_failure,
     incomplete,
 )
@@ -246,7 +247,8 @@ class HttpSource:
             headers = value.get("headers") if isinstance(value.get("headers"), dict) else {}
             try:
                 verify(settings.webhook_secrets, raw, headers)
-                msg_id = collect_headers(headers)["webhook-id"]
+                # Bounded like every message id: it goes into the replay memory's key, log lines and results.
+                msg_id = bounded_id(collect_headers(headers)["webhook-id"])
             except WebhookAuthError as exc:
                 return Delivery(answer=_unauthenticated(ctx, exc.reason))
             # The answer is remembered for this id *and* these bytes: a sender that reuses an id for another body
