@@ -26,7 +26,8 @@
 - Region: the record's `region` (the bucket's) names the OSS host read with the role's keys (without
   OSS_ENDPOINT), so it must be a region id (`cn-hangzhou`); anything else is `invalid` at `/events/N/region`,
   never read and never echoed (missing or empty: the function's region).
-- Message id: `oss://bucket/key@eTag` (an upload's identity: FC's retries of one event share it).
+- Message id: `oss://bucket/key@eTag` (an upload's identity: FC's retries of one event share it), bounded like
+  every message id (`base.bounded_id`): the eTag is the sender's text, and a long one is cut to a digest.
 """
 
 from __future__ import annotations
