@@ -42,7 +42,7 @@ from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from devtools.target import Target, TargetError, choose, emulator_mns, is_emulator, unreachable
+from devtools.target import Target, TargetError, choose, emulator_mns, is_emulator, is_local, unreachable
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = {"ProjectName": "demo-project", "Id": "batch-demo-ready", "Tags": {"owner": "media-team"}}
@@ -225,6 +225,20 @@ def start_pump(queue: str, endpoint: str, stop: threading.Event) -> threading.Th
     return thread
 
 
+def work_queue_note(queue: str, endpoint: str) -> str:
+    """The banner's line for a WORK_QUEUE this server does not deliver back (not in an emulator it started)."""
+    where = f"at WORK_QUEUE_ENDPOINT={endpoint}" if endpoint else "at the account's MNS endpoint"
+    if endpoint and is_local(endpoint):
+        return (
+            f"work queue {queue}: {where}; nothing here delivers it back: run `python3 dev.py pump` in another "
+            "shell with the same environment (its `queued` work is applied by the pump)"
+        )
+    return (
+        f"work queue {queue}: {where}; nothing here delivers it back: the queue's own trigger does (in FC, the "
+        "function's EventBridge trigger on it)"
+    )
+
+
 def port_problem(exc: OSError, what: str, host: str, port: int, option: str) -> str:
     """One line for a port the server cannot listen on (`what`: "the function", "the emulator")."""
     if exc.errno == errno.EADDRINUSE:
@@ -347,12 +361,8 @@ def main(argv: list[str] | None = None) -> int:
     if emu is not None and queue and is_emulator(os.environ["WORK_QUEUE_ENDPOINT"], emu.url):
         start_pump(queue, os.environ["WORK_QUEUE_ENDPOINT"], stop)
         print(f"work queue {queue}: in the emulator, delivered back to the function", flush=True)
-    elif emu is not None and queue:
-        print(
-            f"work queue {queue}: at WORK_QUEUE_ENDPOINT={os.environ['WORK_QUEUE_ENDPOINT']}, not the emulator; "
-            "nothing here delivers it back",
-            flush=True,
-        )
+    elif queue:
+        print(work_queue_note(queue, os.environ.get("WORK_QUEUE_ENDPOINT", "")), flush=True)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
     thread.start()
     try:

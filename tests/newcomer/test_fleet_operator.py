@@ -1,0 +1,73 @@
+"""A fleet operator's local trial (README "Fleet updates", locally): hundreds of batches in a `python3 dev.py
+emulator --seed FILE`, `python3 dev.py serve` pointed at it with the environment its banner prints (WORK_QUEUE
+included), `python3 dev.py pump` for the queue, and `python3 dev.py revert` over the pump's outcome log lines."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+
+from emulator import Emulator
+from tests.tools import ROOT, closed_port
+
+QUEUE = "imm-batch-updater-work"
+
+
+def _env(emu: Emulator, **extra: str) -> dict[str, str]:
+    """The shell after `export`ing what the emulator banner prints (plus `extra`)."""
+    drop = ("IMM_", "ALIBABA_CLOUD_", "OSS_", "RESULT_", "WEBHOOK_", "HTTP_AUTH", "WORK_QUEUE", "FANOUT_")
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(drop)},
+        "IMM_ENDPOINT": emu.endpoint,
+        "IMM_PROTOCOL": "http",
+        "IMM_REGION": emu.region,
+        "OSS_ENDPOINT": emu.url,
+        "WORK_QUEUE_ENDPOINT": emu.url,
+        "WORK_QUEUE": QUEUE,
+        "ALIBABA_CLOUD_ACCESS_KEY_ID": emu.access_key_id,
+        "ALIBABA_CLOUD_ACCESS_KEY_SECRET": emu.access_key_secret,
+        **extra,
+    }
+
+
+def test_serve_on_a_separate_emulators_work_queue_says_to_run_the_pump():
+    """Before: serve printed nothing about WORK_QUEUE when it did not start the emulator itself, so a selector
+    answered 202 `queued` and nothing ever applied it, with no word on `python3 dev.py pump`."""
+    with Emulator(seed={"mns": {"queues": [QUEUE]}}) as emu:
+        port, url = closed_port(), emu.url
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "devtools.serve", "--port", str(port)],
+            cwd=ROOT,
+            env=_env(emu),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while True:  # /healthz answers once the banner and the work-queue line are out
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as answer:
+                        assert answer.status == 200
+                        break
+                except OSError:
+                    assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+                    time.sleep(0.2)
+        finally:
+            proc.terminate()
+            out, err = proc.communicate(timeout=20)
+    lines = [line for line in out.splitlines() if line.startswith(f"work queue {QUEUE}")]
+    assert len(lines) == 1, out
+    assert "python3 dev.py pump" in lines[0] and url in lines[0], lines[0]
+
+
+def test_serve_on_a_remote_work_queue_does_not_offer_the_local_pump():
+    """A queue in a real account is delivered by the deployed function's own trigger: a local pump would take its
+    messages, so serve says who delivers it instead of suggesting one."""
+    from devtools.serve import work_queue_note
+
+    note = work_queue_note(QUEUE, "https://123.mns.cn-hangzhou.aliyuncs.com")
+    assert QUEUE in note and "dev.py pump" not in note and "trigger" in note
