@@ -143,6 +143,25 @@ def queued_elsewhere(results: list[dict[str, Any]]) -> int:
     return len(queued - applied)
 
 
+def grouped(notes: list[str], named: int = 3) -> list[str]:
+    """The notes with one line for what many batches share (a fleet change resumed hundreds): the first `named`
+    batches and how many more, so that the line that matters is not scrolled away."""
+    batches_by_text: dict[str, list[str]] = {}
+    out = []
+    for note in notes:
+        batch, sep, text = note.partition(": ")
+        if sep:
+            batches_by_text.setdefault(text, []).append(batch)
+        else:  # not about one batch: as it is
+            out.append(note)
+    for text, batches in batches_by_text.items():
+        if len(batches) <= named + 1:
+            out.extend(f"{batch}: {text}" for batch in batches)
+        else:
+            out.append(f"{', '.join(batches[:named])} and {len(batches) - named} more batches: {text}")
+    return out
+
+
 EPILOG = """exit codes: 0 the documents were written; 1 nothing to revert (no `updated` result with a diff: for example
 every result is `queued`, fanned out to the work queue, so revert from the outcome log lines of the invocations
 that applied them, which carry the diffs); 2 RESULTS cannot be read or holds no result, or more documents than
@@ -178,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dev.py revert: {args.results} is not results or outcome log lines: {exc}", file=sys.stderr)
         return 2
     documents, notes = revert_documents(results, dry_run=args.dry_run)
-    for note in notes:
+    for note in grouped(notes):
         print(f"note: {note}", file=sys.stderr)
     if not documents:
         print(f"dev.py revert: {nothing_to_revert(results)}", file=sys.stderr)

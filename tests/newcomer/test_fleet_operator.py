@@ -11,7 +11,7 @@ import time
 import urllib.request
 
 from emulator import Emulator
-from tests.tools import ROOT, closed_port
+from tests.tools import ROOT, closed_port, run_tool
 
 QUEUE = "imm-batch-updater-work"
 
@@ -71,3 +71,31 @@ def test_serve_on_a_remote_work_queue_does_not_offer_the_local_pump():
 
     note = work_queue_note(QUEUE, "https://123.mns.cn-hangzhou.aliyuncs.com")
     assert QUEUE in note and "dev.py pump" not in note and "trigger" in note
+
+
+def test_revert_of_a_fleet_change_says_each_note_once_with_a_count(tmp_path):
+    """Before: reverting the log lines of a 180-batch `Resume` selector printed the same note 180 times on stderr,
+    one per batch, so the line that mattered (the documents written, or an error) scrolled away."""
+    import json
+
+    lines = [
+        json.dumps(
+            {
+                "msg": "outcome",
+                "project": "fleet",
+                "batch_id": f"batch-{i:04d}",
+                "status": "updated",
+                "resumed": True,
+                "diff": {"Actions": {"from": [{"Name": "doc/convert", "Parameters": ["pages=3"]}], "to": []}},
+            }
+        )
+        for i in range(180)
+    ]
+    results = tmp_path / "pump.out"
+    results.write_text("\n".join(lines) + "\n")
+    proc = run_tool("devtools.revert", str(results), "--out-dir", str(tmp_path / "undo"), env=dict(os.environ))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    notes = [line for line in proc.stderr.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1, proc.stderr[-2000:]
+    assert "fleet/batch-0000" in notes[0] and "177 more" in notes[0] and "was resumed" in notes[0]
+    assert "180 document(s) in 2 file(s)" in proc.stderr
