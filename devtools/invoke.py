@@ -35,6 +35,7 @@ import os
 import secrets
 import sys
 import uuid
+from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -224,6 +225,16 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"note: queued on {queue} in this run's emulator, which stops now: `WORK_QUEUE={queue} "
                     "python3 dev.py serve` applies fanned-out work (its pump delivers the queue back)",
+                    file=sys.stderr,
+                )
+            topic = os.environ.get("RESULT_MNS_TOPIC", "").strip()
+            if topic and topic in emu.mns.topics():
+                published = emu.mns.published(topic)
+                tags = Counter(str(m.get("tag")) for m in published)
+                counted = ", ".join(f"{tag} x{n}" for tag, n in tags.items())
+                print(
+                    f"note: the result sink published {len(published)} message(s) to topic {topic} in this run's "
+                    f"emulator" + (f" (tags: {counted})" if counted else ""),
                     file=sys.stderr,
                 )
             print(STATE_MARKER)

@@ -99,3 +99,15 @@ def test_revert_of_a_fleet_change_says_each_note_once_with_a_count(tmp_path):
     assert len(notes) == 1, proc.stderr[-2000:]
     assert "fleet/batch-0000" in notes[0] and "177 more" in notes[0] and "was resumed" in notes[0]
     assert "180 document(s) in 2 file(s)" in proc.stderr
+
+
+def test_invoke_says_what_the_result_topic_sink_published():
+    """Before: `RESULT_MNS_TOPIC=… python3 dev.py invoke` published to a topic in its in-process emulator and said
+    nothing about it, so trying the result sink locally showed no sign that it ran."""
+    drop = ("IMM_", "ALIBABA_CLOUD_", "OSS_", "RESULT_", "WEBHOOK_", "HTTP_AUTH", "WORK_QUEUE", "FANOUT_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+    proc = run_tool("devtools.invoke", "examples/direct-bulk.json", env={**env, "RESULT_MNS_TOPIC": "my-results"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    notes = [line for line in proc.stderr.splitlines() if "my-results" in line]
+    assert len(notes) == 1, proc.stderr[-2000:]
+    assert "3 message(s)" in notes[0] and "updated x2" in notes[0] and "conflict x1" in notes[0], notes[0]
