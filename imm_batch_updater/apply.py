@@ -146,6 +146,40 @@ def failure(request: UpdateRequest, error: ImmError, attempts: int, prefix: str 
     return _outcome(request, status, attempts, error=info, request_id=error.request_id, **fields)
 
 
+def by_reading(
+    request: UpdateRequest, current: dict[str, Any], attempts: int
+) -> tuple[Outcome | None, str | None, dict[str, dict[str, Any]], bool]:
+    """What the batch as read (`current`: a GetBatch answer's or a selector's listing's) decides on its own:
+    (the outcome when no IMM call is needed, else None; the batch State; the diff; whether the batch holds every
+    requested value). `apply_update` and the work queue's fan-out (`fleet.fan_out`: what the listing settles is not
+    queued) both decide here, so they cannot disagree.
+
+    - the state forbids the update (not Ready or Failed) and the batch does not hold the values, or a DryRun there:
+      `conflict` (a DryRun's with its diff, as DESIGN pins);
+    - a DryRun: `dry_run` with the diff;
+    - the batch holds every value (in any state: what a redelivery finds once the first delivery updated and resumed
+      it) and there is nothing to resume (no `Resume`, or the batch is not Failed): `updated`, `unchanged`.
+    """
+    state = current.get("State")
+    changes_diff = diff(current, request.changes)
+    # A batch read to already hold every requested value exactly is not sent again: a redelivered selection then
+    # gets further each time instead of redoing its first batches (and a plain retry costs one call less).
+    unchanged = not changes_diff and holds(current, request.changes)
+    if state not in UPDATABLE_STATES and (request.dry_run or not unchanged):
+        hint = " (suspend or wait for it to finish first)" if state == "Running" else ""
+        error = ErrorInfo(
+            "BatchStateConflict", f"the batch is {state}; UpdateBatch is allowed only while it is Ready or Failed{hint}"
+        )
+        diff_shown = changes_diff if request.dry_run else None
+        return _outcome(request, Status.CONFLICT, attempts, state=state, error=error, diff=diff_shown), state, {}, False
+    if request.dry_run:
+        return _outcome(request, Status.DRY_RUN, attempts, state=state, diff=changes_diff), state, changes_diff, False
+    if unchanged and not (request.resume and state == "Failed"):
+        met = _outcome(request, Status.UPDATED, attempts, state=state, resumed=False, diff=changes_diff, unchanged=True)
+        return met, state, changes_diff, True
+    return None, state, changes_diff, unchanged
+
+
 def apply_update(request: UpdateRequest, imm: ImmClient, precheck: bool = True) -> Outcome:
     """The outcome of applying `request` (one batch). IMM errors become outcomes; other exceptions propagate."""
     assert request.batch_id is not None, "selectors are expanded before they are applied"
@@ -163,29 +197,9 @@ def apply_update(request: UpdateRequest, imm: ImmClient, precheck: bool = True) 
         current = answer.batch or {}
     unchanged = False
     if current is not None:
-        state = current.get("State")
-        changes_diff = diff(current, request.changes)
-        # A batch read to already hold every requested value exactly is not sent again: a redelivered selection then
-        # gets further each time instead of redoing its first batches (and a plain retry costs one call less).
-        unchanged = not changes_diff and holds(current, request.changes)
-        # Nor is a batch whose state forbids the update a conflict when it holds them: that is what a redelivery
-        # finds once the first delivery updated and resumed a Failed batch (now Running), and the request is met.
-        if state not in UPDATABLE_STATES and not (unchanged and not request.dry_run):
-            hint = " (suspend or wait for it to finish first)" if state == "Running" else ""
-            error = ErrorInfo(
-                "BatchStateConflict",
-                f"the batch is {state}; UpdateBatch is allowed only while it is Ready or Failed{hint}",
-            )
-            return _outcome(
-                request,
-                Status.CONFLICT,
-                attempts,
-                state=state,
-                error=error,
-                diff=changes_diff if request.dry_run else None,
-            )
-        if request.dry_run:
-            return _outcome(request, Status.DRY_RUN, attempts, state=state, diff=changes_diff)
+        decided, state, changes_diff, unchanged = by_reading(request, current, attempts)
+        if decided is not None:
+            return decided
 
     request_id = None
     if not unchanged:
