@@ -40,7 +40,9 @@ def results_in(text: str) -> list[dict[str, Any]]:
         data = json.loads(stripped) if stripped else []
     except json.JSONDecodeError:
         data = []
-        for line in stripped.splitlines():  # JSON lines, perhaps among other output (`python3 dev.py serve`'s)
+        # JSON lines, perhaps among other output (`python3 dev.py serve`'s): split at "\n" only, never where
+        # `str.splitlines` also would (U+2028, U+2029, U+0085, ...): a log line writes those raw, inside a value.
+        for line in stripped.split("\n"):
             try:
                 data.append(json.loads(line))
             except json.JSONDecodeError:

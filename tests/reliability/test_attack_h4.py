@@ -1,0 +1,40 @@
+"""Attack (h4): scheduled reconfiguration (timer, config objects) and the developer tools users run on their
+results (`dev.py revert`, `dev.py pump`, `dev.py invoke`), fed what they meet in practice."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from devtools.revert import results_in, revert_documents
+from tests.conftest import ROOT
+
+FLEET = "fleet-project"
+
+
+def _revert_cli(tmp_path, data: bytes) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(data)
+    return subprocess.run(
+        [sys.executable, "-m", "devtools.revert", str(path)], cwd=ROOT, capture_output=True, text=True
+    )
+
+
+def test_revert_reads_outcome_lines_whose_values_hold_unicode_line_separators(invoke, emu, capsys):
+    """Log lines are JSON lines: one object per "\\n". The outcome line writes non-ASCII as it is, so a value
+    holding U+2028, U+2029 or U+0085 (which `str.splitlines` also splits at) is inside one line: its result must
+    not be dropped (silently: the other batch's document came out alone, exit 0). A value the schema refuses
+    (U+0085 is a C1 control) is named in a note, not lost without a word."""
+    odd = {"v": "a\u2028b\u2029c"}
+    [strange] = emu.imm.create_batches(FLEET, 1, state="Ready", tags=odd)
+    [control] = emu.imm.create_batches(FLEET, 1, state="Ready", tags={"v": "a\x85b"})
+    [plain] = emu.imm.create_batches(FLEET, 1, state="Ready", tags={"v": "0"})
+    capsys.readouterr()
+    for batch_id in (strange, control, plain):
+        invoke.direct({"ProjectName": FLEET, "Id": batch_id, "Tags": {"v": "1"}})
+    lines = capsys.readouterr().out
+    documents, notes = revert_documents(results_in(lines))
+    assert {d["Id"]: d["Tags"] for d in documents} == {strange: odd, plain: {"v": "0"}}
+    assert [n for n in notes if control in n], notes
+    invoke.direct(documents)
+    assert emu.imm.get_batch(FLEET, strange)["Tags"] == odd
