@@ -188,9 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.results == "-":  # e.g. exported log lines piped in
-            results = results_in(sys.stdin.buffer.read().decode("utf-8"))
+            results = results_in(sys.stdin.buffer.read().decode("utf-8-sig"))
         else:
-            with open(args.results, encoding="utf-8") as file:
+            with open(args.results, encoding="utf-8-sig") as file:  # a BOM (Windows editors) is not a line
                 results = results_in(file.read())
     except OSError as exc:
         print(f"dev.py revert: cannot read {args.results}: {exc.strerror or exc}", file=sys.stderr)

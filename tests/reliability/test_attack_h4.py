@@ -3,6 +3,7 @@ results (`dev.py revert`, `dev.py pump`, `dev.py invoke`), fed what they meet in
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -38,3 +39,30 @@ def test_revert_reads_outcome_lines_whose_values_hold_unicode_line_separators(in
     assert [n for n in notes if control in n], notes
     invoke.direct(documents)
     assert emu.imm.get_batch(FLEET, strange)["Tags"] == odd
+
+
+def test_revert_reads_log_lines_saved_with_a_byte_order_mark(tmp_path):
+    """Editors and exports on Windows save UTF-8 with a BOM: the first line was skipped as "not JSON" and its
+    batch silently left out."""
+    lines = [
+        {
+            "msg": "outcome",
+            "status": "updated",
+            "project": "p",
+            "batch_id": f"b{i}",
+            "diff": {"Tags": {"from": {"n": str(i)}, "to": {}}},
+        }
+        for i in range(2)
+    ]
+    data = b"\xef\xbb\xbf" + b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+    proc = _revert_cli(tmp_path, data)
+    assert proc.returncode == 0, proc.stderr
+    assert [d["Id"] for d in json.loads(proc.stdout)] == ["b0", "b1"]
+    whole = b"\xef\xbb\xbf" + json.dumps({"results": lines}, indent=2).encode()
+    proc = _revert_cli(tmp_path, whole)
+    assert proc.returncode == 0, proc.stderr
+    assert [d["Id"] for d in json.loads(proc.stdout)] == ["b0", "b1"]
+    piped = subprocess.run(
+        [sys.executable, "-m", "devtools.revert", "-"], cwd=ROOT, input=data, capture_output=True, check=True
+    )
+    assert [d["Id"] for d in json.loads(piped.stdout)] == ["b0", "b1"]
