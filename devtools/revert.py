@@ -3,7 +3,8 @@
 RESULTS is what the function answered (`{"results": [...]}`, or a JSON array of results), or its outcome log lines
 as exported from SLS (one JSON object per line; other lines, such as `python3 dev.py serve`'s banner, are skipped).
 Every `updated` result that read the batch first carries `diff` (`{field: {"from", "to"}}`); for each batch, the
-first `from` seen of each field is the value before the change, and the output is a JSON array of update documents
+first `from` of each field is the value before the change (the earliest by the log lines' `ts`, whatever order
+they are in; a results file in its order), and the output is a JSON array of update documents
 that set those values again:
 
     python3 dev.py revert results.json > revert.json      # review it, then send it like any other update
@@ -52,6 +53,10 @@ def results_in(text: str) -> list[dict[str, Any]]:
     if not isinstance(data, list):
         data = []
     results = [r for r in data if isinstance(r, dict) and "status" in r and r.get("msg", "outcome") == "outcome"]
+    if results and all(isinstance(r.get("ts"), str) for r in results):
+        # Log lines in the order they were written (`ts`, UTC, fixed width: sorts as text; stable for equal ones):
+        # SLS shows and exports newest first, and a fan-out's lines come from many instances.
+        results.sort(key=lambda r: r["ts"])
     if not results:
         raise ValueError(
             'it holds no result: expected the function\'s answer {"results": [...]}, a JSON array of results, or '

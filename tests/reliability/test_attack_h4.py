@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 from devtools.revert import results_in, revert_documents
 from tests.conftest import ROOT
@@ -66,3 +67,18 @@ def test_revert_reads_log_lines_saved_with_a_byte_order_mark(tmp_path):
         [sys.executable, "-m", "devtools.revert", "-"], cwd=ROOT, input=data, capture_output=True, check=True
     )
     assert [d["Id"] for d in json.loads(piped.stdout)] == ["b0", "b1"]
+
+
+def test_revert_of_log_lines_exported_newest_first_restores_the_value_before_the_first_change(invoke, emu, capsys):
+    """SLS shows and exports logs newest first, and a fan-out's lines come from many instances: the input order of
+    log lines is not the order of the changes. Each line's `ts` is: with two changes to one batch (v 0 -> 1 -> 2)
+    read newest first, the revert set v back to 1, not to the 0 it held before."""
+    [batch_id] = emu.imm.create_batches(FLEET, 1, state="Ready", tags={"v": "0"})
+    capsys.readouterr()
+    for step in ("1", "2"):
+        invoke.direct({"ProjectName": FLEET, "Id": batch_id, "Tags": {"v": step}})
+        time.sleep(0.002)  # `ts` counts milliseconds
+    lines = [line for line in capsys.readouterr().out.split("\n") if line]
+    newest_first = "\n".join(reversed(lines)) + "\n"
+    documents, _ = revert_documents(results_in(newest_first))
+    assert documents == [{"ProjectName": FLEET, "Id": batch_id, "Tags": {"v": "0"}}]
