@@ -169,6 +169,17 @@ def grouped(notes: list[str], named: int = 3) -> list[str]:
     return out
 
 
+def _count(text: str) -> int:
+    """--per-file: a whole number of at least 1 (0 failed on range(); a negative one wrote no file at all)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 EPILOG = """exit codes: 0 the documents were written; 1 nothing to revert (no `updated` result with a diff: for example
 every result is `queued`, fanned out to the work queue, so revert from the outcome log lines of the invocations
 that applied them, which carry the diffs); 2 RESULTS cannot be read or holds no result, or more documents than
@@ -188,7 +199,9 @@ def main(argv: list[str] | None = None) -> int:
         "results", help="results file (- for standard input): the function's answer, a JSON array, or outcome log lines"
     )
     parser.add_argument("--dry-run", action="store_true", help='add "DryRun": true to every document')
-    parser.add_argument("--per-file", type=int, default=100, help="documents per message (MAX_DOCUMENTS, default 100)")
+    parser.add_argument(
+        "--per-file", type=_count, default=100, help="documents per message (MAX_DOCUMENTS, default 100; at least 1)"
+    )
     parser.add_argument("--out-dir", help="write revert-001.json, ... (each at most --per-file documents) here")
     args = parser.parse_args(argv)
     try:

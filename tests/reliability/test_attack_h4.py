@@ -82,3 +82,24 @@ def test_revert_of_log_lines_exported_newest_first_restores_the_value_before_the
     newest_first = "\n".join(reversed(lines)) + "\n"
     documents, _ = revert_documents(results_in(newest_first))
     assert documents == [{"ProjectName": FLEET, "Id": batch_id, "Tags": {"v": "0"}}]
+
+
+def test_revert_refuses_a_per_file_count_below_one(tmp_path):
+    """`--per-file 0` ended in a traceback (range() with step 0), and a negative count wrote no file at all while
+    saying "N document(s) in 0 file(s) revert the change", exit 0: the whole revert silently dropped."""
+    results = [
+        {"status": "updated", "project": "p", "batch_id": f"b{i}", "diff": {"Tags": {"from": {"n": "1"}, "to": {}}}}
+        for i in range(3)
+    ]
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"results": results}))
+    for count in ("0", "-1"):
+        out = tmp_path / f"undo{count}"
+        proc = subprocess.run(
+            [sys.executable, "-m", "devtools.revert", str(path), "--per-file", count, "--out-dir", str(out)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, (count, proc.stderr)
+        assert "--per-file" in proc.stderr
