@@ -12,7 +12,8 @@ that set those values again:
     python3 dev.py revert big-change.jsonl --out-dir undo # more than 100: revert-001.json, ... of 100 each
 
 A message holds at most MAX_DOCUMENTS (default 100) documents: more than `--per-file` documents are written to
-`--out-dir` in files of that many, each one message to send.
+`--out-dir` in files of that many, each one message to send. A directory that already holds revert-*.json files
+(an earlier run's) is refused, so that no other change's documents are sent with these.
 
 What cannot be undone this way is listed on stderr: a field the batch did not have before (UpdateBatch cannot
 remove one; `from` is null), a `Resume` (a resumed batch is not suspended again), and a batch whose values before
@@ -231,6 +232,15 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.out_dir:
         out = Path(args.out_dir)
+        earlier = sorted(out.glob("revert-*.json")) if out.is_dir() else []
+        if earlier:  # another run's files next to this one's would be sent with them: never mix the two
+            print(
+                f"dev.py revert: {out} already holds {earlier[0].name}"
+                f"{f' and {len(earlier) - 1} more revert file(s)' if len(earlier) > 1 else ''} of an earlier run: "
+                "remove them or name another --out-dir (nothing was written)",
+                file=sys.stderr,
+            )
+            return 2
         out.mkdir(parents=True, exist_ok=True)
         chunks = [documents[i : i + args.per_file] for i in range(0, len(documents), args.per_file)]
         for n, chunk in enumerate(chunks, start=1):

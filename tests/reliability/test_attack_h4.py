@@ -103,3 +103,31 @@ def test_revert_refuses_a_per_file_count_below_one(tmp_path):
         )
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, (count, proc.stderr)
         assert "--per-file" in proc.stderr
+
+
+def test_revert_never_leaves_an_earlier_runs_files_among_its_own(tmp_path):
+    """`--out-dir undo` after an earlier, larger revert into the same directory rewrote revert-001.json only and left
+    revert-002.json of the other change there: sending "the files in undo/" then applied another change's values.
+    Files of an earlier run are refused (exit 2, nothing written), never mixed in."""
+
+    def results_file(name: str, n: int, value: str):
+        results = [
+            {"status": "updated", "project": "p", "batch_id": f"{name}{i}", "diff": {"Tags": {"from": {"v": value}}}}
+            for i in range(n)
+        ]
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"results": results}))
+        return path
+
+    out = tmp_path / "undo"
+    for path in (results_file("big", 150, "old"), results_file("small", 3, "new")):
+        proc = subprocess.run(
+            [sys.executable, "-m", "devtools.revert", str(path), "--out-dir", str(out)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+    assert proc.returncode == 2 and "revert-001.json" in proc.stderr, proc.stderr
+    written = sorted(p.name for p in out.iterdir())
+    assert written == ["revert-001.json", "revert-002.json"]
+    assert all(d["Id"].startswith("big") for p in out.iterdir() for d in json.loads(p.read_text()))
