@@ -11,9 +11,10 @@ that set those values again:
     python3 dev.py revert sls-export.jsonl --dry-run      # the same documents with "DryRun": true, to preview
     python3 dev.py revert big-change.jsonl --out-dir undo # more than 100: revert-001.json, ... of 100 each
 
-A message holds at most MAX_DOCUMENTS (default 100) documents: more than `--per-file` documents are written to
-`--out-dir` in files of that many, each one message to send. A directory that already holds revert-*.json files
-(an earlier run's) is refused, so that no other change's documents are sent with these.
+A message holds at most MAX_DOCUMENTS (default 100) documents and MAX_BODY_BYTES (default 1 MiB): more than
+`--per-file` documents (or `--max-bytes`) are written to `--out-dir` in files of at most that many, each one
+message to send. A directory that already holds revert-*.json files (an earlier run's) is refused, so that no other
+change's documents are sent with these.
 
 What cannot be undone this way is listed on stderr: a field the batch did not have before (UpdateBatch cannot
 remove one; `from` is null), a `Resume` (a resumed batch is not suspended again), and a batch whose values before
@@ -129,6 +130,29 @@ def revert_documents(
     return documents, notes
 
 
+def messages(documents: list[dict[str, Any]], per_message: int, max_bytes: int) -> list[list[dict[str, Any]]]:
+    """`documents` in order, cut into messages of at most `per_message` documents and at most `max_bytes` bytes as
+    written (`encoded`); a document larger than `max_bytes` on its own is a message of its own."""
+    chunks: list[list[dict[str, Any]]] = []
+    size = 0
+    for document in documents:
+        # Its bytes inside the indented array: `encoded([document])` less "[\n" and "\n]\n", plus ",\n" after the one
+        # before it; an array of one is `encoded([document])` bytes.
+        one = len(encoded([document]))
+        if chunks and len(chunks[-1]) < per_message and size + one - 5 + 2 <= max_bytes:
+            chunks[-1].append(document)
+            size += one - 5 + 2
+        else:
+            chunks.append([document])
+            size = one
+    return chunks
+
+
+def encoded(documents: list[dict[str, Any]]) -> bytes:
+    """A message as written: an indented JSON array and a newline, UTF-8."""
+    return (json.dumps(documents, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+
 def nothing_to_revert(results: list[dict[str, Any]]) -> str:
     """Why results that yield no document revert nothing (one line)."""
     queued = [r for r in results if r.get("status") == "queued"]
@@ -203,8 +227,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--per-file", type=_count, default=100, help="documents per message (MAX_DOCUMENTS, default 100; at least 1)"
     )
-    parser.add_argument("--out-dir", help="write revert-001.json, ... (each at most --per-file documents) here")
+    parser.add_argument(
+        "--max-bytes",
+        type=_count,
+        default=None,
+        help="bytes per message (default MAX_BODY_BYTES from the environment, else 1048576)",
+    )
+    parser.add_argument(
+        "--out-dir", help="write revert-001.json, ... (each at most --per-file documents and --max-bytes) here"
+    )
     args = parser.parse_args(argv)
+    if args.max_bytes is None:
+        from imm_batch_updater.config import Settings
+
+        args.max_bytes = Settings.from_env().max_body_bytes
     try:
         if args.results == "-":  # e.g. exported log lines piped in
             results = results_in(sys.stdin.buffer.read().decode("utf-8-sig"))
@@ -242,22 +278,30 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 2
         out.mkdir(parents=True, exist_ok=True)
-        chunks = [documents[i : i + args.per_file] for i in range(0, len(documents), args.per_file)]
+        chunks = messages(documents, args.per_file, args.max_bytes)
         for n, chunk in enumerate(chunks, start=1):
             path = out / f"revert-{n:03d}.json"
-            path.write_text(json.dumps(chunk, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+            data = encoded(chunk)
+            path.write_bytes(data)
             print(path)
+            if len(data) > args.max_bytes:  # one document alone: the function refuses it as TooLarge
+                print(
+                    f"note: {path.name} is {len(data)} bytes, more than one message holds ({args.max_bytes}): raise "
+                    "MAX_BODY_BYTES on the function (and --max-bytes) before sending it",
+                    file=sys.stderr,
+                )
         print(f"{len(documents)} document(s) in {len(chunks)} file(s) revert the change", file=sys.stderr)
         return 0
-    if len(documents) > args.per_file:
+    data = encoded(documents)
+    if len(documents) > args.per_file or (len(data) > args.max_bytes and len(documents) > 1):
+        held = f"{args.per_file} documents" if len(documents) > args.per_file else f"{args.max_bytes} bytes"
         print(
-            f"dev.py revert: {len(documents)} documents are more than one message holds ({args.per_file}); "
-            "write them in files of that many with --out-dir DIR",
+            f"dev.py revert: {len(documents)} documents ({len(data)} bytes) are more than one message holds ({held}); "
+            "write them in files of one message each with --out-dir DIR",
             file=sys.stderr,
         )
         return 2
-    json.dump(documents, sys.stdout, ensure_ascii=False, indent=2)
-    sys.stdout.write("\n")
+    sys.stdout.write(data.decode("utf-8"))
     print(f"{len(documents)} document(s) revert the change", file=sys.stderr)
     return 0
 

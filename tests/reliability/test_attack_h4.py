@@ -131,3 +131,37 @@ def test_revert_never_leaves_an_earlier_runs_files_among_its_own(tmp_path):
     written = sorted(p.name for p in out.iterdir())
     assert written == ["revert-001.json", "revert-002.json"]
     assert all(d["Id"].startswith("big") for p in out.iterdir() for d in json.loads(p.read_text()))
+
+
+def test_revert_files_are_each_one_message_in_bytes_too(tmp_path, monkeypatch):
+    """Each revert file is "one message to send", but files were cut by count only: 100 documents restoring 50
+    long tags each make a 2 MB file, which the function refuses whole as `invalid` `TooLarge` (MAX_BODY_BYTES,
+    1 MiB by default). Files stay within MAX_BODY_BYTES as well; standard output too, or it says to use --out-dir."""
+    from imm_batch_updater.config import Settings
+
+    limit = Settings().max_body_bytes
+    tags = {f"{i:03d}" + "k" * 120: "v" * 256 for i in range(50)}
+    results = [
+        {"status": "updated", "project": "p", "batch_id": f"b{i:03d}", "diff": {"Tags": {"from": tags, "to": {}}}}
+        for i in range(120)
+    ]
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"results": results}))
+    out = tmp_path / "undo"
+    proc = subprocess.run(
+        [sys.executable, "-m", "devtools.revert", str(path), "--out-dir", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    files = sorted(out.iterdir())
+    assert all(f.stat().st_size <= limit for f in files), [f.stat().st_size for f in files]
+    ids = [d["Id"] for f in files for d in json.loads(f.read_text())]
+    assert ids == [f"b{i:03d}" for i in range(120)]
+    small = tmp_path / "small.json"
+    small.write_text(json.dumps({"results": results[:60]}))
+    proc = subprocess.run(
+        [sys.executable, "-m", "devtools.revert", str(small)], cwd=ROOT, capture_output=True, text=True
+    )
+    assert proc.returncode == 2 and "--out-dir" in proc.stderr and proc.stdout == "", proc.stderr
