@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -65,6 +66,29 @@ def results_in(text: str) -> list[dict[str, Any]]:
             "outcome log lines (one JSON object per line)"
         )
     return results
+
+
+_OUTCOME_LINE = re.compile(r'"msg"\s*:\s*"outcome"')
+
+
+def unreadable_outcome_lines(text: str) -> int:
+    """How many lines of log-line input look like outcome lines (`"msg":"outcome"`, written near a line's start)
+    but are not JSON: cut short or damaged on the way, their batches cannot be reverted (said, never skipped like
+    a banner)."""
+    stripped = text.strip()
+    try:
+        json.loads(stripped)
+        return 0
+    except json.JSONDecodeError:
+        pass
+    count = 0
+    for line in stripped.split("\n"):
+        if _OUTCOME_LINE.search(line):
+            try:
+                json.loads(line)
+            except json.JSONDecodeError:
+                count += 1
+    return count
 
 
 RESUME_FAILED = "updated, but ResumeBatch failed"  # apply.py's prefix: the update was made, only the resume not
@@ -243,10 +267,11 @@ def main(argv: list[str] | None = None) -> int:
         args.max_bytes = Settings.from_env().max_body_bytes
     try:
         if args.results == "-":  # e.g. exported log lines piped in
-            results = results_in(sys.stdin.buffer.read().decode("utf-8-sig"))
+            text = sys.stdin.buffer.read().decode("utf-8-sig")
         else:
             with open(args.results, encoding="utf-8-sig") as file:  # a BOM (Windows editors) is not a line
-                results = results_in(file.read())
+                text = file.read()
+        results = results_in(text)
     except OSError as exc:
         print(f"dev.py revert: cannot read {args.results}: {exc.strerror or exc}", file=sys.stderr)
         return 2
@@ -254,6 +279,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dev.py revert: {args.results} is not results or outcome log lines: {exc}", file=sys.stderr)
         return 2
     documents, notes = revert_documents(results, dry_run=args.dry_run)
+    unreadable = unreadable_outcome_lines(text)
+    if unreadable:
+        notes.insert(
+            0,
+            f"{unreadable} line(s) look like outcome log lines but are not JSON (cut short?): the changes they record "
+            "are not reverted; find those batches' lines in the full log",
+        )
     for note in grouped(notes):
         print(f"note: {note}", file=sys.stderr)
     if not documents:

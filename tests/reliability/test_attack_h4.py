@@ -165,3 +165,20 @@ def test_revert_files_are_each_one_message_in_bytes_too(tmp_path, monkeypatch):
         [sys.executable, "-m", "devtools.revert", str(small)], cwd=ROOT, capture_output=True, text=True
     )
     assert proc.returncode == 2 and "--out-dir" in proc.stderr and proc.stdout == "", proc.stderr
+
+
+def test_revert_says_when_an_outcome_line_cannot_be_read(tmp_path):
+    """A log line cut short (a line-length limit on the way to SLS, a copy that lost its end) was skipped like a
+    banner: the other batches' documents came out, exit 0, and nothing said one change was left out."""
+    lines = [
+        {"ts": f"2026-01-01T00:00:0{i}.000Z", "level": "INFO", "msg": "outcome", "status": "updated", "project": "p"}
+        | {"batch_id": f"b{i}", "diff": {"Tags": {"from": {"n": str(i)}, "to": {}}}}
+        for i in range(3)
+    ]
+    text = [json.dumps(line) for line in lines]
+    text[1] = text[1][:100]  # cut short
+    data = ("pump: banner that is not JSON\n" + "\n".join(text) + "\n").encode()
+    proc = _revert_cli(tmp_path, data)
+    assert [d["Id"] for d in json.loads(proc.stdout)] == ["b0", "b2"]
+    assert "1 line" in proc.stderr and "outcome" in proc.stderr, proc.stderr
+    assert "banner" not in proc.stderr
