@@ -4,7 +4,8 @@ RESULTS is what the function answered (`{"results": [...]}`, or a JSON array of 
 as exported from SLS (one JSON object per line; other lines, such as `python3 dev.py serve`'s banner, are skipped).
 Every `updated` result that read the batch first carries `diff` (`{field: {"from", "to"}}`); for each batch, the
 first `from` of each field is the value before the change (the earliest by the log lines' `ts`, whatever order
-they are in; a results file in its order), and the output is a JSON array of update documents
+they are in, and by `index` among one message's lines, which share their invocation's `ts`; a results file in its
+order), and the output is a JSON array of update documents
 that set those values again:
 
     python3 dev.py revert results.json > revert.json      # review it, then send it like any other update
@@ -60,12 +61,28 @@ def results_in(text: str) -> list[dict[str, Any]]:
         # Log lines in the order they were written (`ts`, UTC, fixed width: sorts as text; stable for equal ones):
         # SLS shows and exports newest first, and a fan-out's lines come from many instances.
         results.sort(key=lambda r: r["ts"])
+        _messages_in_index_order(results)
     if not results:
         raise ValueError(
             'it holds no result: expected the function\'s answer {"results": [...]}, a JSON array of results, or '
             "outcome log lines (one JSON object per line)"
         )
     return results
+
+
+def _messages_in_index_order(results: list[dict[str, Any]]) -> None:
+    """The lines of one invocation share one `ts` (written in one piece), so the sort by `ts` keeps them as given,
+    newest first from SLS: the lines of one message (same `ts`, `request_id` and `message_id`) are put back in the
+    order of their `index` (the delivery order: a bulk message changing one batch twice), in the places they hold."""
+    places: dict[tuple[Any, ...], list[int]] = {}
+    for n, result in enumerate(results):
+        index = result.get("index")
+        if isinstance(index, int) and not isinstance(index, bool):
+            places.setdefault((result["ts"], result.get("request_id"), result.get("message_id")), []).append(n)
+    for group in places.values():
+        ordered = sorted((results[n] for n in group), key=lambda r: r["index"])  # stable: a selection's lines stay
+        for n, result in zip(group, ordered, strict=True):
+            results[n] = result
 
 
 _OUTCOME_LINE = re.compile(r'"msg"\s*:\s*"outcome"')
