@@ -191,8 +191,8 @@ def apply_update(request: UpdateRequest, imm: ImmClient, precheck: bool = True) 
     if current is None and (precheck or request.dry_run or request.read_first):
         try:
             answer = imm.get_batch(request.project, request.batch_id)
-        except ImmError as exc:
-            return failure(request, exc, attempts_of(exc))
+        except ImmError as exc:  # a selection's first batch read again: its ListBatches calls count too
+            return failure(request, exc, attempts + attempts_of(exc))
         attempts += answer.attempts
         current = answer.batch or {}
     unchanged = False

@@ -22,3 +22,20 @@ def test_revert_of_one_invocations_lines_exported_newest_first_restores_the_valu
     for text in ("\n".join(lines), "\n".join(reversed(lines))):
         documents, _ = revert_documents(results_in(text + "\n"))
         assert documents == [{"ProjectName": FLEET, "Id": batch_id, "Tags": {"v": "0"}}]
+
+
+def test_a_selections_first_batch_read_again_counts_the_listing_when_its_read_fails(invoke, emu, fn_env):
+    """`attempts` is the IMM calls made, and a selection's ListBatches calls are counted in its first result. When
+    an earlier document of the delivery targets that batch, the listing's view is stale and the batch is read again
+    (GetBatch, even with IMM_PRECHECK=false): a read that failed reported its own calls only, the listing's lost."""
+    fn_env.setenv("IMM_PRECHECK", "false")
+    ids = emu.imm.create_batches(FLEET, 2, state="Ready", tags={"tier": "gold"})
+    selection = {"ProjectName": FLEET, "Selector": {"TagSelector": "tier=gold"}, "Tags": {"tier": "gold", "v": "1"}}
+    emu.faults.inject("GetBatch", "error", count=1, status=403, code="Forbidden.RAM", message="No GetBatch.")
+    results = invoke.direct([{"ProjectName": FLEET, "Id": ids[0], "Tags": {"tier": "gold"}}, selection])["results"]
+    assert [(r["batch_id"], r["status"]) for r in results] == [(ids[0], "updated"), (ids[0], "rejected")] + [
+        (ids[1], "updated")
+    ]
+    calls = [c.action for c in emu.calls(service="imm")]
+    assert calls.count("ListBatches") == 1 and calls.count("GetBatch") == 1
+    assert sum(r["attempts"] for r in results) == len(calls)
