@@ -249,7 +249,7 @@ def _count(text: str) -> int:
 EPILOG = """exit codes: 0 the documents were written; 1 nothing to revert (no `updated` result with a diff: for example
 every result is `queued`, fanned out to the work queue, so revert from the outcome log lines of the invocations
 that applied them, which carry the diffs); 2 RESULTS cannot be read or holds no result, or more documents than
---per-file without --out-dir. Lines that are not JSON
+--per-file (or --max-bytes) without --out-dir. Lines that are not JSON
 (a server's banner) are skipped in log-line input. `queued` results among others are counted in a note on stderr.
 """
 
