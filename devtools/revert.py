@@ -122,6 +122,14 @@ def _applied(result: dict[str, Any]) -> bool:
     return isinstance(message, str) and message.startswith(RESUME_FAILED)
 
 
+# The one note that asks nothing of the reader batch by batch: `grouped` shortens it for a fleet. The others name
+# a batch to put back by hand, so each batch keeps its own line.
+RESUMED_NOTE = (
+    "was resumed; reverting its fields does not stop it, and IMM updates only Ready and Failed batches: the revert "
+    "answers `conflict` while it runs, is suspended or has succeeded"
+)
+
+
 def revert_documents(
     results: Iterable[dict[str, Any]], dry_run: bool = False
 ) -> tuple[list[dict[str, Any]], list[str]]:
@@ -145,10 +153,7 @@ def revert_documents(
             if name in CHANGE_FIELDS and isinstance(change, dict) and name not in fields:
                 fields[name] = change.get("from")
         if result.get("resumed"):
-            notes.append(
-                f"{key[0]}/{key[1]}: was resumed; reverting its fields does not stop it, and IMM updates only Ready"
-                " and Failed batches: the revert answers `conflict` while it runs, is suspended or has succeeded"
-            )
+            notes.append(f"{key[0]}/{key[1]}: {RESUMED_NOTE}")
     documents = []
     for (project, batch_id), fields in before.items():
         restorable = {k: v for k, v in fields.items() if v is not None}
@@ -217,15 +222,16 @@ def queued_elsewhere(results: list[dict[str, Any]]) -> int:
 
 
 def grouped(notes: list[str], named: int = 3) -> list[str]:
-    """The notes with one line for what many batches share (a fleet change resumed hundreds): the first `named`
-    batches and how many more, so that the line that matters is not scrolled away."""
+    """The notes with one line for the resumed batches (`RESUMED_NOTE`: a fleet change resumed hundreds): the first
+    `named` batches and how many more, so that the line that matters is not scrolled away. Every other note stays
+    as it is, one per batch: each names a batch to put back by hand."""
     batches_by_text: dict[str, list[str]] = {}
     out = []
     for note in notes:
         batch, sep, text = note.partition(": ")
-        if sep:
+        if sep and text == RESUMED_NOTE:
             batches_by_text.setdefault(text, []).append(batch)
-        else:  # not about one batch: as it is
+        else:
             out.append(note)
     for text, batches in batches_by_text.items():
         if len(batches) <= named + 1:

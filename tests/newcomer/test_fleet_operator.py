@@ -4,6 +4,7 @@ included), `python3 dev.py pump` for the queue, and `python3 dev.py revert` over
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -76,7 +77,6 @@ def test_serve_on_a_remote_work_queue_does_not_offer_the_local_pump():
 def test_revert_of_a_fleet_change_says_each_note_once_with_a_count(tmp_path):
     """Before: reverting the log lines of a 180-batch `Resume` selector printed the same note 180 times on stderr,
     one per batch, so the line that mattered (the documents written, or an error) scrolled away."""
-    import json
 
     lines = [
         json.dumps(
@@ -111,3 +111,32 @@ def test_invoke_says_what_the_result_topic_sink_published():
     notes = [line for line in proc.stderr.splitlines() if "my-results" in line]
     assert len(notes) == 1, proc.stderr[-2000:]
     assert "3 message(s)" in notes[0] and "updated x2" in notes[0] and "conflict x1" in notes[0], notes[0]
+
+
+def test_revert_keeps_one_line_per_batch_for_notes_that_ask_for_work_by_hand(tmp_path):
+    """Grouping shortened every shared note, so "had no Tags before; UpdateBatch cannot remove it" for 30 batches
+    named three of them: the operator lost the list of batches to fix by hand. Only the resumed note is grouped."""
+    lines = [
+        json.dumps(
+            {
+                "msg": "outcome",
+                "project": "fleet",
+                "batch_id": f"batch-{i:04d}",
+                "status": "updated",
+                "resumed": True,
+                "diff": {
+                    "Tags": {"from": None, "to": {"a": "1"}},
+                    "Actions": {"from": [{"Name": "doc/convert"}], "to": []},
+                },
+            }
+        )
+        for i in range(30)
+    ]
+    results = tmp_path / "pump.out"
+    results.write_text("\n".join(lines) + "\n")
+    proc = run_tool("devtools.revert", str(results), env=dict(os.environ))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    notes = [line for line in proc.stderr.splitlines() if line.startswith("note:")]
+    by_hand = [n for n in notes if "had no Tags before" in n]
+    assert sorted(n.split(": ")[1] for n in by_hand) == [f"fleet/batch-{i:04d}" for i in range(30)]
+    assert len([n for n in notes if "was resumed" in n]) == 1  # the informational one, grouped
