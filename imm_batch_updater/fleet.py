@@ -12,9 +12,8 @@ listing order, each carrying the batch as the listing showed it: the precheck, t
 - more than `MaxBatches` (default 100) match: one `rejected` `TooManyBatches` result, and nothing is changed (the
   listing stops as soon as the limit is passed);
 - `DryRun`: a plan, one `dry_run` (or `conflict`) result with its diff per batch; never fanned out;
-- more than `FANOUT_BATCHES` match and `WORK_QUEUE` is set: nothing is applied here; what the listing settles on
-  its own (`apply.by_reading`: `conflict`, or `updated` `unchanged`) is answered at once, and one single-`Id`
-  document per other batch goes to the work queue (`workqueue.send`), its result `queued`;
+- more than `FANOUT_BATCHES` match and `WORK_QUEUE` is set: nothing is applied here; one single-`Id` document per
+  batch goes to the work queue (`workqueue.send`) and each batch's result is `queued`;
 - otherwise the per-batch requests are applied in this invocation like documents naming each `Id`.
 
 Every result carries the document's `index` (bulk) and `message_id`; the ListBatches calls are counted in the
@@ -23,7 +22,7 @@ first result's `attempts`.
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from imm_batch_updater.context import Context
 from imm_batch_updater.documents import Item, UpdateRequest
@@ -119,13 +118,14 @@ def fan_out(items: list[Item], groups: list[tuple[int, int]], ctx: Context) -> l
     are applied later, by other invocations, so such a selection is applied here, keeping the delivery order (the
     last document for a batch wins)."""
     from imm_batch_updater import logs
+    from imm_batch_updater.workqueue import send
 
     items = list(items)
     for start, end in groups:
         own = {i.key for i in items[start:end] if isinstance(i, UpdateRequest)}
         others = {i.key for n, i in enumerate(items) if isinstance(i, UpdateRequest) and not start <= n < end}
         if own.isdisjoint(others):
-            items[start:end] = _settled_or_sent(items[start:end], ctx)
+            items[start:end] = send([i for i in items[start:end] if isinstance(i, UpdateRequest)], ctx)
         else:
             logs.info(
                 "selection applied here, not fanned out: another document of the delivery targets its batches",
@@ -133,32 +133,6 @@ def fan_out(items: list[Item], groups: list[tuple[int, int]], ctx: Context) -> l
                 batches=len(own),
             )
     return items
-
-
-def _settled_or_sent(selection: list[Item], ctx: Context) -> list[Item]:
-    """The selection's outcomes: what the listing settles on its own (`apply.by_reading`: a batch in a state that
-    forbids the update is `conflict`, one that holds every value already is `updated` `unchanged`, as when the
-    selection is applied here) at once, and the rest sent to the work queue (`queued`, or why not). A redelivered
-    selection whose batches were updated by the first delivery is not queued again, and each batch's GetBatch is
-    saved."""
-    from imm_batch_updater.apply import by_reading
-    from imm_batch_updater.workqueue import send
-
-    out: list[Item] = []
-    to_send: list[int] = []
-    for item in selection:
-        if isinstance(item, UpdateRequest):
-            decided = by_reading(item, item.current, item.listing_attempts)[0] if item.current is not None else None
-            if decided is not None:
-                item = decided
-            else:
-                to_send.append(len(out))
-        out.append(item)
-    if to_send:
-        sent = send([cast(UpdateRequest, out[n]) for n in to_send], ctx)
-        for n, outcome in zip(to_send, sent, strict=True):
-            out[n] = outcome
-    return out
 
 
 def _count_listing(items: list[Item], attempts: int) -> list[Item]:
