@@ -146,13 +146,12 @@ def failure(request: UpdateRequest, error: ImmError, attempts: int, prefix: str 
     return _outcome(request, status, attempts, error=info, request_id=error.request_id, **fields)
 
 
-def by_reading(
+def _by_reading(
     request: UpdateRequest, current: dict[str, Any], attempts: int
 ) -> tuple[Outcome | None, str | None, dict[str, dict[str, Any]], bool]:
     """What the batch as read (`current`: a GetBatch answer's or a selector's listing's) decides on its own:
     (the outcome when no IMM call is needed, else None; the batch State; the diff; whether the batch holds every
-    requested value). `apply_update` and the work queue's fan-out (`fleet.fan_out`: what the listing settles is not
-    queued) both decide here, so they cannot disagree.
+    requested value). The same rules for a batch read by the precheck and one a selector listed.
 
     - the state forbids the update (not Ready or Failed) and the batch does not hold the values, or a DryRun there:
       `conflict` (a DryRun's with its diff, as DESIGN pins);
@@ -197,7 +196,7 @@ def apply_update(request: UpdateRequest, imm: ImmClient, precheck: bool = True) 
         current = answer.batch or {}
     unchanged = False
     if current is not None:
-        decided, state, changes_diff, unchanged = by_reading(request, current, attempts)
+        decided, state, changes_diff, unchanged = _by_reading(request, current, attempts)
         if decided is not None:
             return decided
 
