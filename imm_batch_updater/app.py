@@ -160,12 +160,12 @@ class App:
     @staticmethod
     def _imm_client(ctx: InvocationContext, documents: int) -> ImmClient:
         settings = ctx.settings
-        endpoint, policy = _endpoint_and_policy(settings, ctx.region)
+        endpoint, policy = _endpoint_and_policy(settings, ctx.imm_region)  # IMM_REGION: IMM's region, only here
         # In ImmClient's order, not as keywords: a Python class called with keywords packs them into a dict first
         # (about 0.7 us of every update between two IMM calls: bench/README.md).
         return ImmClient(
             endpoint,
-            ctx.region,  # region
+            ctx.imm_region,  # region
             ctx.credentials(),  # credentials
             policy,
             ctx.deadline,  # deadline
@@ -222,8 +222,16 @@ def _endpoint_and_policy(settings: Settings, region: str | None) -> tuple[Endpoi
 
 @lru_cache(maxsize=16)
 def _imm_endpoint(configured: str | None, protocol: str, region: str | None, network: str | None) -> Endpoint:
-    """IMM_ENDPOINT (host[:port] with IMM_PROTOCOL, or a URL), else the region's public or VPC endpoint."""
-    return endpoint("imm", configured, variable="IMM_ENDPOINT", region=region, network=network, default_scheme=protocol)
+    """IMM_ENDPOINT (host[:port] with IMM_PROTOCOL, or a URL), else IMM's region's public or VPC endpoint."""
+    return endpoint(
+        "imm",
+        configured,
+        variable="IMM_ENDPOINT",
+        region=region,
+        network=network,
+        default_scheme=protocol,
+        region_variable="IMM_REGION",
+    )
 
 
 @lru_cache(maxsize=8)

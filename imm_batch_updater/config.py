@@ -214,8 +214,16 @@ class Settings:
         """The largest OSS object read as update documents."""
         return self.oss_max_object_bytes or self.max_body_bytes
 
-    def region(self, context_region: str | None) -> str | None:
-        return self.imm_region or context_region or self.fc_region
+    def function_region(self, context_region: str | None) -> str | None:
+        """The function's own region: the invocation context's, else FC_REGION. What is the function's is there:
+        its work queue (the queue triggers it), the sinks' default MNS and FC endpoints, OSS objects read without a
+        region of their own (config objects, an OSS event record without one). Never IMM_REGION: IMM may be in
+        another region than the function (it is offered in fewer regions than FC)."""
+        return context_region or self.fc_region
+
+    def imm_region_for(self, function_region: str | None) -> str | None:
+        """IMM's region: IMM_REGION, else the function's region. Used for IMM's endpoint and nothing else."""
+        return self.imm_region or function_region
 
     @classmethod
     def current(cls) -> Settings:

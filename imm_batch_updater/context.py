@@ -22,7 +22,8 @@ class Context(Protocol):
     settings: Settings
     request_id: str | None
     function_name: str | None
-    region: str | None
+    region: str | None  # the function's own region (context.region, FC_REGION): everything but IMM
+    imm_region: str | None  # IMM's region (IMM_REGION, else `region`): IMM's endpoint only
     account_id: str | None
     deadline: Deadline  # every call before the report: IMM, OSS, the work queue
     sinks_deadline: Deadline  # the optional sinks' calls: later than `deadline` by their reserve when there are some
@@ -31,7 +32,11 @@ class Context(Protocol):
 
 
 class InvocationContext:
-    """Per-invocation view of FC's context: ids, the deadlines, the region, and fresh credentials.
+    """Per-invocation view of FC's context: ids, the deadlines, the regions, and fresh credentials.
+
+    `region` is the function's own region (`context.region`, else FC_REGION): the default endpoints of what is the
+    function's (its work queue, the MNS topic and FC sinks, OSS reads without a region of their own) are there.
+    `imm_region` (IMM_REGION, else `region`) is for IMM's endpoint only: IMM may be in another region.
 
     `sinks_deadline` is the function timeout minus its safety margin (retry.Deadline.for_timeout); `deadline`, which
     bounds every call made before the report (IMM, OSS, the work queue), is the same one, or, with optional sinks
@@ -44,6 +49,7 @@ class InvocationContext:
         "request_id",
         "function_name",
         "region",
+        "imm_region",
         "account_id",
         "timeout_s",
         "deadline",
@@ -67,7 +73,8 @@ class InvocationContext:
             name, timeout = getattr(function, "name", None), getattr(function, "timeout", None)
         self.request_id: str | None = _str(request_id)
         self.function_name: str | None = _str(name) or settings.fc_function_name
-        self.region: str | None = settings.region(_str(region))
+        self.region: str | None = settings.function_region(_str(region))
+        self.imm_region: str | None = settings.imm_region_for(self.region)
         self.account_id: str | None = _str(account_id) or settings.fc_account_id
         self.timeout_s = _timeout(timeout)
         self.deadline = self.sinks_deadline = Deadline.for_timeout(self.timeout_s)
@@ -136,10 +143,12 @@ def endpoint(
     account: str | None = None,
     network: str | None = None,
     default_scheme: str = "https",
+    region_variable: str = "FC_REGION",
 ) -> Endpoint:
     """Where to reach `service`: the configured value (a URL such as `http://127.0.0.1:9100`, or a bare host), else
     the region's public or VPC host; `default_scheme` when no URL says otherwise. Raises EndpointUnknown naming
-    `variable`.
+    `variable`, and `region_variable`, the setting the region comes from: FC_REGION for what is the function's (its
+    region is `context.region`, else FC_REGION), IMM_REGION for IMM's endpoint.
 
     >>> endpoint("mns", None, variable="WORK_QUEUE_ENDPOINT", region="cn-hangzhou", account="123").url
     'https://123.mns.cn-hangzhou.aliyuncs.com'
@@ -155,11 +164,11 @@ def endpoint(
     public, vpc = _HOSTS[service]
     template = vpc if network == "vpc" else public
     if not region:
-        raise EndpointUnknown(f"no region for the {service.upper()} endpoint: set {variable} or IMM_REGION")
+        raise EndpointUnknown(f"no region for the {service.upper()} endpoint: set {variable} or {region_variable}")
     if not REGION_ID.fullmatch(region):
         raise EndpointUnknown(
-            f"the region for the {service.upper()} endpoint is not a region id (such as cn-hangzhou): set IMM_REGION "
-            f"to one, or {variable}"
+            f"the region for the {service.upper()} endpoint is not a region id (such as cn-hangzhou): set "
+            f"{region_variable} to one, or {variable}"
         )
     if "{account}" in template and not account:
         raise EndpointUnknown(

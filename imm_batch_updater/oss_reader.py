@@ -3,7 +3,9 @@
 
 Endpoint: `OSS_ENDPOINT` (a URL such as `http://127.0.0.1:9100`, or a bare host, which means https), else
 `https://oss-{region}.aliyuncs.com`, or `oss-{region}-internal` with `IMM_NETWORK=vpc` (no public traffic; only
-reachable from inside the region). The region is the event record's (the bucket's), else the function's.
+reachable from inside the region). The region is the event record's (the bucket's), else the function's own
+(`context.region`, else FC_REGION; never IMM_REGION, which is IMM's): a config object (`oss://bucket/key` names
+no region) is read there.
 
 Requests are signed with OSS Signature V4 (V1 is closed to new accounts since March 2025 and to new buckets since
 September 2025). oss2's loggers are capped at ERROR: at INFO/DEBUG they print request headers and OSS error bodies,
@@ -106,9 +108,11 @@ class OssReader:
         import oss2
 
         settings = self.ctx.settings
-        region = region or self.ctx.region
+        region = region or self.ctx.region  # the function's own region (never IMM_REGION: that is IMM's)
         if not region:  # V4 signatures are scoped to the bucket's region
-            raise ReadFailure(Status.FAILED, "ConfigurationError", "no OSS region: set IMM_REGION")
+            raise ReadFailure(
+                Status.FAILED, "ConfigurationError", "no OSS region (the record's, else the function's): set FC_REGION"
+            )
         try:
             url = endpoint(
                 "oss", settings.oss_endpoint, variable="OSS_ENDPOINT", region=region, network=settings.imm_network

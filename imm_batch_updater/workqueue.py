@@ -9,6 +9,10 @@ the trigger allows; each instance paces its IMM calls with `IMM_MAX_QPS`.
 
     trigger -> function (lists, sends) -> work queue -> function instances -> IMM
 
+Endpoint: WORK_QUEUE_ENDPOINT, else the account's MNS endpoint in the function's own region (`context.region`, else
+FC_REGION; `-internal` with IMM_NETWORK=vpc), never IMM_REGION's: the queue is the function's own trigger, so it is
+in the function's region even when IMM is in another.
+
 Each batch's result is `queued` with `"queue": "<name>"`. A send that fails is retried within the deadline
 (`retry.call`, `ctx.deadline`: like the IMM calls, the sends end before the optional sinks' reserve, so the
 selection's outcomes and the delivery's dead letters still reach the sinks when MNS is slow); one that still fails
@@ -131,7 +135,7 @@ def send(requests: list[UpdateRequest], ctx: Context) -> list[Outcome]:
             "mns",
             settings.work_queue_endpoint,
             variable="WORK_QUEUE_ENDPOINT",
-            region=ctx.region,
+            region=ctx.region,  # the function's own: the queue is its trigger (IMM_REGION is IMM's alone)
             account=ctx.account_id,
             network=settings.imm_network,
         ).url

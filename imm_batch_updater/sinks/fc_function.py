@@ -7,8 +7,9 @@ RESULT_FC_FUNCTION names the target:
   API only).
 
 Endpoint: RESULT_FC_ENDPOINT, else `https://{account_id}.{region}.fc.aliyuncs.com` (`{region}-internal` with
-IMM_NETWORK=vpc). The target's event is `{"type": "imm_batch_updater.outcomes", "timestamp", "data":
-{"request_id", "function", "source", "duration_ms", "results": [...]}}`; a delivery whose outcomes do not fit
+IMM_NETWORK=vpc), where `region` is the function's own (`context.region`, else FC_REGION, never IMM_REGION); FC 3.0
+requests are made for that region too. The target's event is `{"type": "imm_batch_updater.outcomes", "timestamp",
+"data": {"request_id", "function", "source", "duration_ms", "results": [...]}}`; a delivery whose outcomes do not fit
 FC's 128 KB async payload limit is split into several invocations. The target's own async retry and destinations
 apply once FC has accepted (202) the invocation.
 
@@ -111,13 +112,13 @@ def configure(env: Mapping[str, str], warnings: list[str]) -> Config | None:
 
 
 def endpoint_for(config: Config, ctx: Context) -> Endpoint:
-    """Where the FC API is: RESULT_FC_ENDPOINT, else the account's regional (or VPC) endpoint."""
+    """Where the FC API is: RESULT_FC_ENDPOINT, else the account's endpoint (public or VPC) in the function's region."""
     try:
         return endpoint(
             "fc",
             config.endpoint,
             variable="RESULT_FC_ENDPOINT",
-            region=ctx.region,
+            region=ctx.region,  # the function's own region, not IMM_REGION
             account=ctx.account_id,
             network=ctx.settings.imm_network,
         )
@@ -265,7 +266,7 @@ class FcFunctionSink:
                 security_token=creds.security_token,
                 endpoint=self.host,
                 protocol=self.scheme,
-                region_id=self.ctx.region,
+                region_id=self.ctx.region,  # the FC endpoint's region: the function's
             )
         )
 

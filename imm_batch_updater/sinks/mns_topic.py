@@ -19,7 +19,8 @@ The body is JSON: `{"type": "imm_batch_updater.outcome", "timestamp", "data": {"
 `dead_letter` and `source`.
 
 Settings: RESULT_MNS_TOPIC (topic name), RESULT_MNS_ENDPOINT (default `https://{account_id}.mns.{region}
-.aliyuncs.com`, `{region}-internal` with IMM_NETWORK=vpc; `http://127.0.0.1:PORT` for the local emulator),
+.aliyuncs.com`, `{region}-internal` with IMM_NETWORK=vpc, in the function's own region: `context.region`, else
+FC_REGION, never IMM_REGION; `http://127.0.0.1:PORT` for the local emulator),
 RESULT_MNS_FILTER (else RESULT_SINK_FILTER). The topic must not be one that triggers the function
 (TRIGGER_MNS_TOPICS): such a configuration is refused. Calls go through `mns_client` (timeouts, error codes).
 """
@@ -93,7 +94,7 @@ def endpoint_for(config: Config, ctx: Context) -> str:
             "mns",
             config.endpoint,
             variable="RESULT_MNS_ENDPOINT",
-            region=ctx.region,
+            region=ctx.region,  # the function's own region, not IMM_REGION
             account=ctx.account_id,
             network=ctx.settings.imm_network,
         ).url

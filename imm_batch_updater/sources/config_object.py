@@ -1,7 +1,9 @@
 """Config objects: a timer payload or a direct invocation may be `{"Source": "oss://<bucket>/<key>"}`, and the
 documents in that object are applied instead (README "Fleet updates"). The object is read with the role's
 credentials under the OSS trigger's rules and limits (`oss_reader`): missing or too large is `invalid`, access
-denied `rejected`, an OSS 5xx or network failure `failed` (the platform retries). Other triggers do not resolve
+denied `rejected`, an OSS 5xx or network failure `failed` (the platform retries). The URL names no region: the
+object is read in the function's own region (`context.region`, else FC_REGION; IMM_REGION is IMM's alone), or at
+OSS_ENDPOINT. Other triggers do not resolve
 `Source`: there it is an unknown key, refused by the schema like any typo.
 
     {"Source": "oss://media-config/schedules/nightly.json"}

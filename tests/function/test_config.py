@@ -6,21 +6,15 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from imm_batch_updater.app import _imm_endpoint
 from imm_batch_updater.config import Settings
 from imm_batch_updater.context import EndpointUnknown, endpoint
 
 
 def imm_endpoint(env: dict[str, str], region: str | None) -> str:
+    """IMM's endpoint as the function computes it (app._imm_endpoint), for IMM's region `region`."""
     s = Settings.from_env(env)
-    where = endpoint(
-        "imm",
-        s.imm_endpoint,
-        variable="IMM_ENDPOINT",
-        region=region,
-        network=s.imm_network,
-        default_scheme=s.imm_protocol,
-    )
-    return where.url
+    return _imm_endpoint(s.imm_endpoint, s.imm_protocol, region, s.imm_network).url
 
 
 def test_endpoint_from_region_public_and_vpc():
@@ -33,10 +27,16 @@ def test_endpoint_from_region_public_and_vpc():
 
 
 def test_region_order():
+    """The function's region is the context's, then FC_REGION; IMM_REGION is IMM's alone (then the function's)."""
     env = {"FC_REGION": "cn-beijing"}
-    assert Settings.from_env({**env, "IMM_REGION": "eu-central-1"}).region("cn-hangzhou") == "eu-central-1"
-    assert Settings.from_env(env).region("cn-hangzhou") == "cn-hangzhou"
-    assert Settings.from_env(env).region(None) == "cn-beijing"
+    imm_elsewhere = Settings.from_env({**env, "IMM_REGION": "eu-central-1"})
+    assert imm_elsewhere.function_region("cn-hangzhou") == "cn-hangzhou"
+    assert imm_elsewhere.function_region(None) == "cn-beijing"
+    assert imm_elsewhere.imm_region_for("cn-hangzhou") == "eu-central-1"
+    assert Settings.from_env(env).function_region("cn-hangzhou") == "cn-hangzhou"
+    assert Settings.from_env(env).function_region(None) == "cn-beijing"
+    assert Settings.from_env(env).imm_region_for("cn-hangzhou") == "cn-hangzhou"
+    assert Settings.from_env({}).imm_region_for(None) is None
 
 
 def test_defaults():
@@ -123,9 +123,14 @@ def test_a_malformed_oss_max_object_bytes_names_its_real_default(raw):
 
 def test_a_region_that_is_not_a_region_id_names_both_settings_and_never_echoes_it():
     with pytest.raises(EndpointUnknown) as refused:
-        endpoint("imm", None, variable="IMM_ENDPOINT", region="cn-hangzhou@evil.example:443#")
+        _imm_endpoint(None, "https", "cn-hangzhou@evil.example:443#", None)
     text = str(refused.value)
     assert "IMM_REGION" in text and "IMM_ENDPOINT" in text and "evil" not in text
+    # What is the function's names the function's region's setting: IMM_REGION would not change it.
+    with pytest.raises(EndpointUnknown) as refused:
+        endpoint("mns", None, variable="WORK_QUEUE_ENDPOINT", region="cn-hangzhou@evil.example:443#", account="1")
+    text = str(refused.value)
+    assert "FC_REGION" in text and "WORK_QUEUE_ENDPOINT" in text and "IMM_REGION" not in text and "evil" not in text
 
 
 # -- IMM_MAX_QPS: no value can stall the calls --------------------------------------------------------------------

@@ -290,7 +290,7 @@ def test_endpoint_choice():
         "https://oss-cn-beijing-internal.aliyuncs.com"
     )
     assert oss_url("x", OSS_ENDPOINT="http://127.0.0.1:9100") == "http://127.0.0.1:9100"
-    with pytest.raises(EndpointUnknown, match="OSS_ENDPOINT or IMM_REGION"):
+    with pytest.raises(EndpointUnknown, match="OSS_ENDPOINT or FC_REGION"):
         oss_url(None)
 
 
