@@ -41,7 +41,7 @@ from types import SimpleNamespace
 from typing import Any
 from urllib.parse import unquote_plus
 
-from devtools.target import TargetError, choose, emulator_mns, unreachable
+from devtools.target import TargetError, choose, emulator_mns, local_region, unreachable
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_PROJECT = "demo-project"
@@ -74,7 +74,13 @@ def start_emulator() -> tuple[Any, SimpleNamespace]:
     )
     emu.keyring.add(keys.access_key_id, keys.access_key_secret, keys.security_token)
     os.environ.update(
-        {"IMM_ENDPOINT": emu.endpoint, "IMM_PROTOCOL": "http", "IMM_REGION": emu.region, "OSS_ENDPOINT": emu.url}
+        {
+            "IMM_ENDPOINT": emu.endpoint,
+            "IMM_PROTOCOL": "http",
+            "IMM_REGION": emu.region,
+            "FC_REGION": emu.region,  # the function runs in the emulator's region too (its OSS, its MNS)
+            "OSS_ENDPOINT": emu.url,
+        }
     )
     emulator_mns(emu)
     return emu, keys
@@ -203,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         import handler
         from imm_batch_updater.app import DeliveryIncomplete
 
-        region = os.environ.get("IMM_REGION") or os.environ.get("FC_REGION") or "cn-hangzhou"
+        region = local_region()  # the function's own region (FC_REGION, else IMM_REGION): devtools/target.py
         code = 0
         try:
             result: Any = handler.handler(raw, fc_context(args.context_timeout, keys, region))

@@ -33,6 +33,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from devtools.target import local_region
+
 ROOT = Path(__file__).resolve().parent.parent
 BATCH = 16  # MNS BatchReceiveMessage's most
 
@@ -72,7 +74,7 @@ def fc_context(key: Key, timeout: float = 60) -> SimpleNamespace:
             security_token=key.security_token,
         ),
         function=SimpleNamespace(name="imm-batch-updater", handler="handler.handler", memory=512, timeout=timeout),
-        region=os.environ.get("IMM_REGION", "cn-hangzhou"),
+        region=local_region(),  # the function's own region (FC_REGION, else IMM_REGION): devtools/target.py
         account_id="1234567890",
     )
 

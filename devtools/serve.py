@@ -42,7 +42,16 @@ from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from devtools.target import Target, TargetError, choose, emulator_mns, is_emulator, is_local, unreachable
+from devtools.target import (
+    Target,
+    TargetError,
+    choose,
+    emulator_mns,
+    is_emulator,
+    is_local,
+    local_region,
+    unreachable,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = {"ProjectName": "demo-project", "Id": "batch-demo-ready", "Tags": {"owner": "media-team"}}
@@ -91,7 +100,7 @@ def local_context(timeout_s: float) -> SimpleNamespace:
         function=SimpleNamespace(
             name="imm-batch-updater-local", handler="handler.handler", memory=256, timeout=timeout_s
         ),
-        region=os.environ.get("IMM_REGION") or os.environ.get("FC_REGION") or "cn-hangzhou",
+        region=local_region(),  # the function's own region (FC_REGION, else IMM_REGION): devtools/target.py
         account_id="local",
     )
 
@@ -175,6 +184,7 @@ def start_emulator(port: int) -> Any:
             "IMM_ENDPOINT": emu.endpoint,
             "IMM_PROTOCOL": "http",
             "IMM_REGION": emu.region,
+            "FC_REGION": emu.region,  # the function runs in the emulator's region too (its OSS, its MNS)
             "OSS_ENDPOINT": emu.url,
             "ALIBABA_CLOUD_ACCESS_KEY_ID": emu.access_key_id,
             "ALIBABA_CLOUD_ACCESS_KEY_SECRET": emu.access_key_secret,

@@ -61,6 +61,15 @@ def choose(env: Mapping[str, str] = os.environ) -> Target:
     return Target(real=True, host=host, port=port, protocol=protocol, chosen_by=chosen_by)
 
 
+def local_region(env: Mapping[str, str] = os.environ) -> str:
+    """The region the tools' stand-in for FC's context gives the function (`context.region`, its own region: where
+    its OSS config objects, work queue and result sinks are): FC_REGION, else IMM_REGION (locally, one region for
+    everything is the usual setup), else cn-hangzhou. The function takes IMM's region from IMM_REGION alone, so
+    setting both runs it as a function in FC_REGION that calls IMM in IMM_REGION. Against the emulator (one region
+    for everything) the tools set both to the emulator's region."""
+    return env.get("FC_REGION", "").strip() or env.get("IMM_REGION", "").strip() or "cn-hangzhou"
+
+
 def split_endpoint(endpoint: str, default_port: int) -> tuple[str, int]:
     """host[:port] (a scheme or a path, if given, are ignored) -> (host, port)."""
     rest = endpoint.split("://", 1)[-1].split("/", 1)[0]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import pathlib
 import re
 from collections.abc import Callable
@@ -216,3 +217,27 @@ def test_without_imm_region_imm_is_in_the_function_region(routes, invoke, emu, f
     result = imm_only(invoke, emu, fn_env)
     assert [r["status"] for r in result["results"]] == ["updated"]
     assert hosts(routes, "imm") == {f"imm.{FUNCTION_REGION}.aliyuncs.com"}
+
+
+# -- the local tools: their stand-in context gives the function a region of its own --------------------------------
+def test_the_local_tools_run_the_function_in_fc_region_else_imm_region():
+    from devtools.target import local_region
+
+    assert local_region({}) == "cn-hangzhou"
+    assert local_region({"IMM_REGION": IMM_REGION}) == IMM_REGION  # one region for everything, as before
+    assert local_region({"IMM_REGION": IMM_REGION, "FC_REGION": FUNCTION_REGION}) == FUNCTION_REGION
+    assert local_region({"IMM_REGION": " ", "FC_REGION": ""}) == "cn-hangzhou"
+
+
+def test_dev_invoke_against_the_emulator_reads_the_config_object_in_its_region_whatever_fc_region_says():
+    """The emulator is one region: `dev.py invoke` puts the function (FC_REGION) and IMM (IMM_REGION) both there,
+    so a config object is read with the emulator's signing region even when the shell has another FC_REGION."""
+    from tests.tools import run_tool
+
+    drop = ("IMM_", "ALIBABA_CLOUD_", "OSS_", "RESULT_", "WEBHOOK_", "HTTP_AUTH", "WORK_QUEUE", "FANOUT_", "FC_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+    args = ("examples/timer-config-object.json", "--upload-object", "examples/schedule-nightly.json")
+    proc = run_tool("devtools.invoke", *args, env={**env, "FC_REGION": IMM_REGION})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.split("result:\n", 1)[1].split("emulator batches", 1)[0])
+    assert result["results"] and {r["status"] for r in result["results"]} == {"dry_run"}  # read, and applied
