@@ -256,10 +256,20 @@ class Settings:
         from imm_batch_updater import sinks as optional_sinks  # each sink parses its own variables
 
         sinks = optional_sinks.configure(env, warnings)
+        imm_region, fc_region = text(env, "IMM_REGION"), text(env, "FC_REGION")
+        if network == "vpc" and imm_region and fc_region and imm_region.lower() != fc_region.lower():
+            if not text(env, "IMM_ENDPOINT"):
+                # Kept as set (the function's OSS, MNS and FC still have their internal endpoints), but said once:
+                # a VPC endpoint is reached from the VPCs of its own region, and IMM is in another one.
+                warnings.append(
+                    f"IMM_NETWORK=vpc with IMM in another region (IMM_REGION={imm_region}) than the function "
+                    f"(FC_REGION={fc_region}): imm-vpc.{imm_region}.aliyuncs.com is only reachable from that region's "
+                    f"VPCs; set IMM_ENDPOINT (imm.{imm_region}.aliyuncs.com, public) unless your network reaches it"
+                )
         return cls(
             imm_endpoint=text(env, "IMM_ENDPOINT"),
             imm_protocol=protocol,
-            imm_region=text(env, "IMM_REGION"),
+            imm_region=imm_region,
             imm_network="vpc" if network == "vpc" else None,
             imm_project=project_name(text(env, "IMM_PROJECT"), warnings),
             imm_precheck=env_bool(env.get("IMM_PRECHECK"), "IMM_PRECHECK", True, warnings),
@@ -279,7 +289,7 @@ class Settings:
             work_queue=text(env, "WORK_QUEUE"),
             work_queue_endpoint=text(env, "WORK_QUEUE_ENDPOINT"),
             fanout_batches=integer("FANOUT_BATCHES", 100, 1, 10_000),
-            fc_region=text(env, "FC_REGION"),
+            fc_region=fc_region,
             fc_account_id=text(env, "FC_ACCOUNT_ID"),
             fc_function_name=text(env, "FC_FUNCTION_NAME"),
             sink_filter=env_choice(env.get("RESULT_SINK_FILTER"), "RESULT_SINK_FILTER", SINK_FILTERS, "all", warnings),

@@ -39,6 +39,19 @@ def test_region_order():
     assert Settings.from_env({}).imm_region_for(None) is None
 
 
+def test_vpc_endpoints_with_imm_in_another_region_warn_once():
+    """IMM_NETWORK=vpc picks imm-vpc.{IMM_REGION}, reachable only from that region's VPCs: with IMM elsewhere than the
+    function (FC_REGION), that is said; the function's own OSS, MNS and FC keep their internal endpoints."""
+    env = {"IMM_NETWORK": "vpc", "IMM_REGION": "cn-shanghai", "FC_REGION": "cn-hangzhou"}
+    [warning] = Settings.from_env(env).warnings
+    assert "imm-vpc.cn-shanghai.aliyuncs.com" in warning and "IMM_ENDPOINT" in warning
+    assert Settings.from_env(env).imm_network == "vpc"  # kept: the function's own endpoints stay internal
+    assert Settings.from_env({**env, "IMM_ENDPOINT": "imm.cn-shanghai.aliyuncs.com"}).warnings == ()
+    assert Settings.from_env({**env, "IMM_REGION": "CN-Hangzhou"}).warnings == ()
+    assert Settings.from_env({**env, "IMM_NETWORK": "public"}).warnings == ()
+    assert Settings.from_env({"IMM_NETWORK": "vpc", "IMM_REGION": "cn-shanghai"}).warnings == ()  # FC_REGION unknown
+
+
 def test_defaults():
     s = Settings.from_env({})
     assert (s.imm_protocol, s.imm_precheck, s.http_auth, s.max_attempts) == ("https", True, "webhook", 4)
