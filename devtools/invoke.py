@@ -6,8 +6,8 @@
     python3 dev.py invoke examples/direct.json --fault 'UpdateBatch:unavailable:*'    # see the retry path
 
 Target (devtools/target.py): with neither `IMM_REGION` nor `IMM_ENDPOINT` set, the emulator (IMM + OSS + MNS, demo
-data) is started in-process and the function's environment points at it (IMM_ENDPOINT, IMM_PROTOCOL=http,
-IMM_REGION, OSS_ENDPOINT, and WORK_QUEUE_ENDPOINT / RESULT_MNS_ENDPOINT unless you set them: the WORK_QUEUE queue
+data) is started in-process and the function's environment points at it (IMM_ENDPOINT, IMM_PROTOCOL=http, IMM_REGION
+and FC_REGION, OSS_ENDPOINT, and WORK_QUEUE_ENDPOINT / RESULT_MNS_ENDPOINT unless you set them: the WORK_QUEUE queue
 and the RESULT_MNS_TOPIC topic are made in it, so fan-out and the result sink stay local too); as on FC's python3.10
 runtime, the keys reach the function in the context object (`context.credentials`, an STS-style key triple the
 emulator accepts). With either set, the function calls that IMM with the keys in `ALIBABA_CLOUD_ACCESS_KEY_ID` /
