@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 from emulator import Emulator
 from tests.tools import ROOT, closed_port, run_tool
@@ -77,22 +78,8 @@ def test_serve_on_a_remote_work_queue_does_not_offer_the_local_pump():
 def test_revert_of_a_fleet_change_says_each_note_once_with_a_count(tmp_path):
     """Before: reverting the log lines of a 180-batch `Resume` selector printed the same note 180 times on stderr,
     one per batch, so the line that mattered (the documents written, or an error) scrolled away."""
-
-    lines = [
-        json.dumps(
-            {
-                "msg": "outcome",
-                "project": "fleet",
-                "batch_id": f"batch-{i:04d}",
-                "status": "updated",
-                "resumed": True,
-                "diff": {"Actions": {"from": [{"Name": "doc/convert", "Parameters": ["pages=3"]}], "to": []}},
-            }
-        )
-        for i in range(180)
-    ]
-    results = tmp_path / "pump.out"
-    results.write_text("\n".join(lines) + "\n")
+    actions = {"from": [{"Name": "doc/convert", "Parameters": ["pages=3"]}], "to": []}
+    results = _resumed_fleet_lines(tmp_path, 180, {"Actions": actions})
     proc = run_tool("devtools.revert", str(results), "--out-dir", str(tmp_path / "undo"), env=dict(os.environ))
     assert proc.returncode == 0, proc.stderr[-2000:]
     notes = [line for line in proc.stderr.splitlines() if line.startswith("note:")]
@@ -116,6 +103,18 @@ def test_invoke_says_what_the_result_topic_sink_published():
 def test_revert_keeps_one_line_per_batch_for_notes_that_ask_for_work_by_hand(tmp_path):
     """Grouping shortened every shared note, so "had no Tags before; UpdateBatch cannot remove it" for 30 batches
     named three of them: the operator lost the list of batches to fix by hand. Only the resumed note is grouped."""
+    diff = {"Tags": {"from": None, "to": {"a": "1"}}, "Actions": {"from": [{"Name": "doc/convert"}], "to": []}}
+    results = _resumed_fleet_lines(tmp_path, 30, diff)
+    proc = run_tool("devtools.revert", str(results), env=dict(os.environ))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    notes = [line for line in proc.stderr.splitlines() if line.startswith("note:")]
+    by_hand = [n for n in notes if "had no Tags before" in n]
+    assert sorted(n.split(": ")[1] for n in by_hand) == [f"fleet/batch-{i:04d}" for i in range(30)]
+    assert len([n for n in notes if "was resumed" in n]) == 1  # the informational one, grouped
+
+
+def _resumed_fleet_lines(tmp_path, n: int, diff: dict) -> Path:
+    """A file of `n` outcome log lines of a fleet change that updated (with `diff`) and resumed each batch."""
     lines = [
         json.dumps(
             {
@@ -124,19 +123,11 @@ def test_revert_keeps_one_line_per_batch_for_notes_that_ask_for_work_by_hand(tmp
                 "batch_id": f"batch-{i:04d}",
                 "status": "updated",
                 "resumed": True,
-                "diff": {
-                    "Tags": {"from": None, "to": {"a": "1"}},
-                    "Actions": {"from": [{"Name": "doc/convert"}], "to": []},
-                },
+                "diff": diff,
             }
-        )
-        for i in range(30)
+        )  # fmt: skip
+        for i in range(n)
     ]
     results = tmp_path / "pump.out"
     results.write_text("\n".join(lines) + "\n")
-    proc = run_tool("devtools.revert", str(results), env=dict(os.environ))
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    notes = [line for line in proc.stderr.splitlines() if line.startswith("note:")]
-    by_hand = [n for n in notes if "had no Tags before" in n]
-    assert sorted(n.split(": ")[1] for n in by_hand) == [f"fleet/batch-{i:04d}" for i in range(30)]
-    assert len([n for n in notes if "was resumed" in n]) == 1  # the informational one, grouped
+    return results
