@@ -105,6 +105,9 @@ def banner(emulator: Emulator) -> str:
             f"IMM projects: {projects}",
             "point the function (or any SDK client) at it with:",
             f"  export IMM_ENDPOINT={emulator.endpoint} IMM_PROTOCOL=http IMM_REGION={emulator.region}",
+            # the function's own region too (context.region, else FC_REGION: OSS reads, its queue, its sinks), which
+            # IMM_REGION no longer gives: one region for everything, the emulator's (its OSS checks V4's region)
+            f"  export FC_REGION={emulator.region}",
             f"  export OSS_ENDPOINT={emulator.url}    # oss2 and aliyun-mns-sdk also take {emulator.url}",
             *work_queue_lines(emulator),
             f"  export ALIBABA_CLOUD_ACCESS_KEY_ID={key_id} ALIBABA_CLOUD_ACCESS_KEY_SECRET={secret}",

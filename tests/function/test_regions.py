@@ -241,3 +241,53 @@ def test_dev_invoke_against_the_emulator_reads_the_config_object_in_its_region_w
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout.split("result:\n", 1)[1].split("emulator batches", 1)[0])
     assert result["results"] and {r["status"] for r in result["results"]} == {"dry_run"}  # read, and applied
+
+
+# -- a separately started emulator (`python3 dev.py emulator`): the environment its banner prints ------------------
+def banner_exports(emu) -> dict[str, str]:
+    """What `export`ing the lines the emulator's banner prints sets (comments dropped)."""
+    from emulator.__main__ import banner
+
+    exported: dict[str, str] = {}
+    for line in banner(emu).splitlines():
+        words = line.split("#", 1)[0].split()
+        if words[:1] == ["export"]:
+            for word in words[1:]:
+                name, _, value = word.partition("=")
+                exported[name] = value
+    return exported
+
+
+def test_the_emulator_banner_puts_the_function_in_the_emulators_region(emu, fn_env, invoke):
+    """The banner says it points the function at the emulator: with its exports and a context without a region
+    (any of its attributes may be missing), a config object is read there, in the emulator's region. Before, the
+    banner exported IMM_REGION only, which no longer gives the function its own region: 'no OSS region'."""
+    for name, value in banner_exports(emu).items():
+        fn_env.setenv(name, value)
+    emu.keyring.add(invoke.sts.access_key_id, invoke.sts.access_key_secret, invoke.sts.security_token)
+    emu.oss.create_bucket(BUCKET)
+    emu.oss.put_object(BUCKET, KEY, json.dumps({"ProjectName": PROJECT, "Id": READY, **TAGS}).encode())
+    context = fc_context(invoke.sts)
+    context.region = None
+    result = invoke.direct({"Source": f"oss://{BUCKET}/{KEY}"}, context=context)
+    assert [r["status"] for r in result["results"]] == ["updated"], result
+
+
+def test_dev_invoke_on_a_separate_emulator_with_another_fc_region_in_the_shell():
+    """`python3 dev.py emulator`, its banner's exports, then `dev.py invoke` of a timer naming a config object in
+    it, from a shell that has another FC_REGION: the object is read in the emulator's region (OSS refuses a V4
+    signature scoped to another region), as before the split, when IMM_REGION (exported) took priority."""
+    from emulator import Emulator
+    from tests.tools import run_tool
+
+    drop = ("IMM_", "ALIBABA_CLOUD_", "OSS_", "RESULT_", "WEBHOOK_", "HTTP_AUTH", "WORK_QUEUE", "FANOUT_", "FC_")
+    with Emulator(seed="demo") as separate:
+        separate.oss.create_bucket("my-imm-update-documents")
+        document = pathlib.Path(context_module.__file__).parents[1] / "examples" / "schedule-nightly.json"
+        separate.oss.put_object("my-imm-update-documents", "schedules/nightly.json", document.read_bytes())
+        env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+        env.update({"FC_REGION": IMM_REGION, **banner_exports(separate)})
+        proc = run_tool("devtools.invoke", "examples/timer-config-object.json", env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.split("result:\n", 1)[1])
+    assert result["results"] and {r["status"] for r in result["results"]} == {"dry_run"}, result
