@@ -17,7 +17,7 @@ import json
 import os
 import pathlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,7 +74,7 @@ def receiver():
 
 
 @pytest.fixture
-def routes(fn_env, emu, receiver, monkeypatch) -> list[Routed]:
+def routes(fn_env, emu, receiver, monkeypatch) -> Iterator[list[Routed]]:
     """No endpoint configured: each default host the function computes is recorded, then routed to the emulator
     (IMM, OSS, MNS) or the receiver (the FC API)."""
     for name in ("IMM_ENDPOINT", "IMM_PROTOCOL", "OSS_ENDPOINT", "WORK_QUEUE_ENDPOINT", *SINK_ENV):
@@ -97,7 +97,8 @@ def routes(fn_env, emu, receiver, monkeypatch) -> list[Routed]:
         monkeypatch.setattr(importlib.import_module(module), "endpoint", routed)
     app_module._imm_endpoint.cache_clear()  # IMM's endpoint is cached per instance: compute it in this test
     monkeypatch.setattr(app_module, "_last_target", None)
-    return seen
+    yield seen
+    app_module._imm_endpoint.cache_clear()  # it holds the routed (local) endpoints under real regions' keys
 
 
 def hosts(seen: list[Routed], service: str) -> set[str]:
