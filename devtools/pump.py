@@ -156,7 +156,10 @@ def imm_description(override: str | None) -> str:
         return f"the emulator at {override} (the queue is local and IMM_ENDPOINT is not set)"
     if os.environ.get("IMM_ENDPOINT", "").strip():
         return f"IMM_ENDPOINT={os.environ['IMM_ENDPOINT'].strip()}"
-    return f"imm.{os.environ.get('IMM_REGION') or 'cn-hangzhou'}.aliyuncs.com (no IMM_ENDPOINT)"
+    # The function's rule: IMM_REGION, else its own region (the context's this tool gives it: local_region()).
+    region = os.environ.get("IMM_REGION", "").strip() or local_region()
+    service = "imm-vpc" if os.environ.get("IMM_NETWORK", "").strip().lower() == "vpc" else "imm"
+    return f"{service}.{region}.aliyuncs.com (no IMM_ENDPOINT)"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -292,3 +292,31 @@ def test_dev_invoke_on_a_separate_emulator_with_another_fc_region_in_the_shell()
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout.split("result:\n", 1)[1])
     assert result["results"] and {r["status"] for r in result["results"]} == {"dry_run"}, result
+
+
+# -- dev.py pump names the IMM the function calls ------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"FC_REGION": "cn-shanghai"},  # no IMM_REGION: IMM is in the function's region, which the pump gives as FC's
+        {"FC_REGION": "cn-shanghai", "IMM_REGION": IMM_REGION},
+        {"IMM_REGION": IMM_REGION},
+        {},
+        {"FC_REGION": "cn-shanghai", "IMM_NETWORK": "vpc"},
+    ],
+)
+def test_the_pump_names_the_imm_host_the_function_calls(env, monkeypatch):
+    """`dev.py pump` on a queue that is not local: its first line names IMM's host, the one the function computes
+    from the context the pump gives it (context.region: FC_REGION, else IMM_REGION) and IMM_REGION."""
+    from devtools import pump
+    from imm_batch_updater.config import Settings
+    from imm_batch_updater.context import InvocationContext
+
+    for name in ("IMM_ENDPOINT", "IMM_REGION", "FC_REGION", "IMM_NETWORK"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    ctx = InvocationContext(pump.fc_context(pump.Key("ak", "secret")), Settings.from_env())
+    settings = ctx.settings
+    computed = app_module._imm_endpoint(None, settings.imm_protocol, ctx.imm_region, settings.imm_network)
+    assert pump.imm_description(None).startswith(f"{computed.host} ")
