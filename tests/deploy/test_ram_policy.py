@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 POLICY = json.loads((ROOT / "deploy" / "ram-policy.json").read_text())
 PLACEHOLDERS = {
     "region",
+    "imm_region",
     "account_id",
     "imm_project",
     "trigger_bucket",
@@ -182,7 +183,7 @@ def test_policy_shape():
 
 def test_imm_resource_is_the_projects_batches():
     [imm] = [s for s in POLICY["Statement"] if any(a.startswith("imm:") for a in s["Action"])]
-    assert imm["Resource"] == ["acs:imm:{region}:{account_id}:project/{imm_project}/batch/*"]
+    assert imm["Resource"] == ["acs:imm:{imm_region}:{account_id}:project/{imm_project}/batch/*"]
     assert set(imm["Action"]) == {"imm:GetBatch", "imm:UpdateBatch", "imm:ResumeBatch", "imm:ListBatches"}
 
 
@@ -246,3 +247,31 @@ def test_placeholders_are_documented():
     docs = (ROOT / "docs" / "deploy.md").read_text()
     for name in PLACEHOLDERS:
         assert f"`{{{name}}}`" in docs, name
+
+
+def documented_fill() -> dict[str, str]:
+    """The placeholders docs/deploy.md's `sed` (section 2, step 1) fills in, and their values."""
+    docs = (ROOT / "docs" / "deploy.md").read_text()
+    return {name: value for _, name, value in re.findall(r"-e 's([/#])\{(\w+)\}\1([^']*?)\1g'", docs)}
+
+
+def test_the_documented_sed_fills_every_placeholder():
+    used = {name for s in POLICY["Statement"] for r in s["Resource"] for name in re.findall(r"\{(\w+)\}", r)}
+    assert used <= set(documented_fill()), used - set(documented_fill())
+
+
+def test_imm_in_another_region_than_the_function_gets_a_policy_for_both():
+    """IMM_REGION moves IMM's endpoint alone (README, docs/deploy.md): with IMM in ap-southeast-1 and the function
+    in cn-hangzhou, the IMM statement must name IMM's region and the queue, topic, function and destination
+    statements the function's. With one `{region}` for both, the documented fill gave the IMM statement the
+    function's region, and every IMM call was refused (NoPermission)."""
+    fill = {name: name.replace("_", "-") for name in PLACEHOLDERS}
+    fill["region"] = "cn-hangzhou"
+    fill["imm_region"] = "ap-southeast-1"
+    text = json.dumps(POLICY)
+    for name, value in fill.items():
+        text = text.replace("{" + name + "}", value)
+    statements = {s["Sid"]: s["Resource"] for s in json.loads(text)["Statement"]}
+    assert statements["ImmBatches"] == ["acs:imm:ap-southeast-1:account-id:project/imm-project/batch/*"]
+    for sid in ("FanOutToWorkQueue", "PublishOutcomes", "InvokeResultFunction", "AsyncOnFailureDestination"):
+        assert all(r.split(":")[2] == "cn-hangzhou" for r in statements[sid]), sid
