@@ -41,7 +41,7 @@ from types import SimpleNamespace
 from typing import Any
 from urllib.parse import unquote_plus
 
-from devtools.target import TargetError, choose, emulator_mns, local_region, unreachable
+from devtools.target import TargetError, choose, emulator_mns, fc_function, local_region, unreachable
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_PROJECT = "demo-project"
@@ -91,7 +91,7 @@ def fc_context(timeout_s: float, credentials: SimpleNamespace | None, region: st
     return SimpleNamespace(
         request_id=str(uuid.uuid4()),
         credentials=credentials,  # None: the function reads ALIBABA_CLOUD_* (as on python3.12)
-        function=SimpleNamespace(name="imm-batch-updater", handler="handler.handler", memory=512, timeout=timeout_s),
+        function=fc_function(timeout_s),
         service=SimpleNamespace(log_project="", log_store="", qualifier="LATEST", version_id=""),
         region=region,
         account_id="local",

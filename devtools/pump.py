@@ -33,7 +33,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from devtools.target import local_region
+from devtools.target import fc_function, local_region
 
 ROOT = Path(__file__).resolve().parent.parent
 BATCH = 16  # MNS BatchReceiveMessage's most
@@ -73,7 +73,7 @@ def fc_context(key: Key, timeout: float = 60) -> SimpleNamespace:
             access_key_secret=key.access_key_secret,
             security_token=key.security_token,
         ),
-        function=SimpleNamespace(name="imm-batch-updater", handler="handler.handler", memory=512, timeout=timeout),
+        function=fc_function(timeout),
         region=local_region(),  # the function's own region (FC_REGION, else IMM_REGION): devtools/target.py
         account_id="1234567890",
     )

@@ -47,6 +47,7 @@ from devtools.target import (
     TargetError,
     choose,
     emulator_mns,
+    fc_function,
     is_emulator,
     is_local,
     local_region,
@@ -97,9 +98,7 @@ def local_context(timeout_s: float) -> SimpleNamespace:
     return SimpleNamespace(
         request_id=str(uuid.uuid4()),
         credentials=None,
-        function=SimpleNamespace(
-            name="imm-batch-updater-local", handler="handler.handler", memory=256, timeout=timeout_s
-        ),
+        function=fc_function(timeout_s),
         region=local_region(),  # the function's own region (FC_REGION, else IMM_REGION): devtools/target.py
         account_id="local",
     )

@@ -16,6 +16,7 @@ import os
 import socket
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 KEY_VARS = ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET")
@@ -68,6 +69,17 @@ def local_region(env: Mapping[str, str] = os.environ) -> str:
     setting both runs it as a function in FC_REGION that calls IMM in IMM_REGION. Against the emulator (one region
     for everything) the tools set both to the emulator's region."""
     return env.get("FC_REGION", "").strip() or env.get("IMM_REGION", "").strip() or "cn-hangzhou"
+
+
+# The function as s.yaml deploys it: every local tool runs it under this name (its outcome log lines carry it) and
+# memory, so a line from `serve`, `pump` or `invoke` reads as one from FC.
+FUNCTION_NAME = "imm-batch-updater"
+FUNCTION_MEMORY_MB = 512
+
+
+def fc_function(timeout_s: float) -> SimpleNamespace:
+    """`context.function` as FC gives it to the deployed function (s.yaml's name and memorySize), for every tool."""
+    return SimpleNamespace(name=FUNCTION_NAME, handler="handler.handler", memory=FUNCTION_MEMORY_MB, timeout=timeout_s)
 
 
 def split_endpoint(endpoint: str, default_port: int) -> tuple[str, int]:
