@@ -16,7 +16,8 @@ Target (devtools/target.py):
   the endpoint does not accept a connection, the server does not start (it never falls back to the emulator).
 
 Without `WEBHOOK_SECRET` a random secret is made for the session and printed with a signed example request and the
-commands that sign more. A `WEBHOOK_SECRET` the function would leave out (not `whsec_` and base64 of at least 24
+commands that sign more. The example names the demo batch (demo-project/batch-demo-ready): on any other IMM the
+banner says so under it. A `WEBHOOK_SECRET` the function would leave out (not `whsec_` and base64 of at least 24
 bytes) stops the server at once with one line saying so (exit code 2); the secret itself is never printed. A port
 already in use is reported in one line naming it and the option that picks another.
 Development tool: never deployed with the function.
@@ -270,6 +271,16 @@ def free_port_after(host: str, port: int) -> int:
     return 0
 
 
+def demo_batch_note(target: Target) -> str:
+    """The banner's line under the sample when the IMM is not the bundled emulator: the sample is not about that IMM."""
+    project, batch = EXAMPLE["ProjectName"], EXAMPLE["Id"]
+    return (
+        f"Note: this sample (like examples/direct.json) names the demo batch {project}/{batch} of the bundled "
+        f"emulator's demo data: the IMM chosen by {target.chosen_by} answers 404 not_found unless it has that batch "
+        "too; sign a document naming one of its batches (python3 dev.py sign FILE)."
+    )
+
+
 def banner(url: str, emu: Any, target: Target, generated_secret: bool) -> str:
     imm = (
         f"emulator at {emu.url} (demo-project; key {emu.access_key_id})"
@@ -289,6 +300,10 @@ def banner(url: str, emu: Any, target: Target, generated_secret: bool) -> str:
             "A signed request (valid 5 minutes):",
             "",
             curl_command(url, secret, json.dumps(EXAMPLE).encode()),
+        ]
+        if not emu:  # the demo batch is in the bundled emulator's demo data only
+            lines += [demo_batch_note(target)]
+        lines += [
             "",
             "More signed requests, from another shell in this folder:",
         ]

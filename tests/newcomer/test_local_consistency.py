@@ -1,6 +1,6 @@
 """Two things a new user's trial found the local tools disagreeing on, each driven through the real command
 (`python -m devtools.X`, what `python3 dev.py X` runs): the function name in the outcome log lines of `serve`,
-`pump` and `invoke`,."""
+`pump` and `invoke`, and the sample `curl` that `serve` prints when its IMM is not the bundled demo emulator."""
 
 from __future__ import annotations
 
@@ -142,3 +142,53 @@ def test_the_local_tools_build_one_function_context():
     }
     memory = re.search(r"^\s*memorySize:\s*(\d+)", (ROOT / "s.yaml").read_text(), re.MULTILINE)
     assert memory and int(memory.group(1)) == 512
+
+
+# -- 2. the sample curl names the demo batch ------------------------------------------------------------------------
+def _banner_of_serve_on(emu: Emulator) -> str:
+    env = _clean_env(
+        IMM_ENDPOINT=emu.endpoint,
+        IMM_PROTOCOL="http",
+        IMM_REGION=emu.region,
+        ALIBABA_CLOUD_ACCESS_KEY_ID=emu.access_key_id,
+        ALIBABA_CLOUD_ACCESS_KEY_SECRET=emu.access_key_secret,
+    )
+    serve = _Serve(env)
+    try:
+        serve.wait_until_up()
+    finally:
+        out = serve.stop()
+    return out.split("Ctrl-C stops.", 1)[0]
+
+
+def test_serve_on_an_imm_of_your_own_says_the_sample_names_the_demo_batch():
+    """Before: pointed at a seeded emulator (or real IMM) through IMM_ENDPOINT, serve printed the same sample curl
+    for demo-project/batch-demo-ready with no word that it exists only in the bundled demo data: pasted, it answered
+    404 `not_found`."""
+    with Emulator(seed={"imm": {"projects": {"fleet-project": {"batches": [{"Id": "b1", "State": "Ready"}]}}}}) as emu:
+        banner = _banner_of_serve_on(emu)
+    assert "batch-demo-ready" in banner  # the sample itself is unchanged
+    [hint] = [line for line in banner.splitlines() if "names the demo batch" in line]
+    assert "demo-project/batch-demo-ready" in hint and "IMM_ENDPOINT" in hint, banner
+    assert "examples/direct.json" in hint, hint  # the files `sign` is shown with name the demo batch too
+
+
+def test_serve_on_the_bundled_emulator_has_no_such_hint():
+    serve = _Serve(_clean_env())
+    try:
+        serve.wait_until_up()
+    finally:
+        banner = serve.stop().split("Ctrl-C stops.", 1)[0]
+    assert "batch-demo-ready" in banner and "names the demo batch" not in banner, banner
+
+
+def test_the_hint_is_one_line_of_the_banner_for_real_imm_too(monkeypatch):
+    from devtools.serve import banner
+    from devtools.target import Target
+
+    monkeypatch.setenv("WEBHOOK_SECRET", new_secret())
+    monkeypatch.delenv("HTTP_AUTH", raising=False)
+    real = Target(real=True, host="imm.cn-hangzhou.aliyuncs.com", port=443, protocol="https", chosen_by="IMM_REGION=x")
+    text = banner("http://127.0.0.1:9000/", None, real, generated_secret=False)
+    [hint] = [line for line in text.splitlines() if "names the demo batch" in line]
+    assert "IMM_REGION=x" in hint and "demo-project/batch-demo-ready" in hint, text
