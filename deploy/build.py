@@ -86,14 +86,20 @@ def compiled_at_import(
 
 
 def install_dependencies(pip_args: list[str], root: Path = ROOT) -> None:
-    """`pip install --no-deps -t python -r requirements.txt --upgrade` into an empty ./python: exactly the lock, with
-    checked-hash byte code (SOURCE_DATE_EPOCH). An earlier build's ./python is removed first: `pip install -t` only
-    replaces what it installs again, so a package since dropped from the lock stayed (importable, and shipped), and
-    so did the .dist-info of a version since replaced (importlib.metadata then reported the old version)."""
+    """`pip install --no-deps --use-pep517 -t python -r requirements.txt --upgrade` into an empty ./python: exactly
+    the lock, with checked-hash byte code (SOURCE_DATE_EPOCH). An earlier build's ./python is removed first: `pip
+    install -t` only replaces what it installs again, so a package since dropped from the lock stayed (importable,
+    and shipped), and so did the .dist-info of a version since replaced (importlib.metadata then reported the old
+    version)."""
     if (root / "python").exists():
         shutil.rmtree(root / "python")
     env = {**os.environ, "SOURCE_DATE_EPOCH": os.environ.get("SOURCE_DATE_EPOCH") or SOURCE_DATE_EPOCH}
-    command = [sys.executable, "-m", "pip", "install", "--no-deps", "-t", "python", "-r", "requirements.txt"]
+    # --use-pep517: a package published as an sdist only (alibabacloud-tea) is built into a wheel in an isolated
+    # environment and installed like every other wheel, byte code included. Without it, an interpreter without the
+    # `wheel` package (a plain pyenv or build image Python) installs it with the legacy `setup.py install`, which
+    # writes no byte code under -t, and that package was compiled again at every cold start.
+    command = [sys.executable, "-m", "pip", "install", "--no-deps", "--use-pep517", "-t", "python"]
+    command += ["-r", "requirements.txt"]
     subprocess.run([*command, "--upgrade", *pip_args], cwd=root, env=env, check=True)  # noqa: S603 (our argv)
 
 
