@@ -276,7 +276,7 @@ def _met_already(request: UpdateRequest, imm: ImmClient, named: bool) -> tuple[s
             raise
         return None, attempts_of(exc)
     batch = answer.batch or {}
-    if diff(batch, request.changes) or not holds(batch, request.changes):
+    if not holds(batch, request.changes):  # holding every value implies an empty diff (`holds`)
         return None, answer.attempts
     if not named and batch.get("State") in UPDATABLE_STATES:  # the refusal was not for the state
         return None, answer.attempts
