@@ -41,7 +41,7 @@ from types import SimpleNamespace
 from typing import Any
 from urllib.parse import unquote_plus
 
-from devtools.target import TargetError, choose, emulator_mns, fc_function, local_region, unreachable
+from devtools.target import TargetError, choose, fc_function, local_region, point_function_at, unreachable
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_PROJECT = "demo-project"
@@ -73,16 +73,7 @@ def start_emulator() -> tuple[Any, SimpleNamespace]:
         security_token=secrets.token_urlsafe(48),
     )
     emu.keyring.add(keys.access_key_id, keys.access_key_secret, keys.security_token)
-    os.environ.update(
-        {
-            "IMM_ENDPOINT": emu.endpoint,
-            "IMM_PROTOCOL": "http",
-            "IMM_REGION": emu.region,
-            "FC_REGION": emu.region,  # the function runs in the emulator's region too (its OSS, its MNS)
-            "OSS_ENDPOINT": emu.url,
-        }
-    )
-    emulator_mns(emu)
+    point_function_at(emu)
     return emu, keys
 
 

@@ -47,11 +47,11 @@ from devtools.target import (
     Target,
     TargetError,
     choose,
-    emulator_mns,
     fc_function,
     is_emulator,
     is_local,
     local_region,
+    point_function_at,
     unreachable,
 )
 
@@ -180,20 +180,12 @@ def start_emulator(port: int) -> Any:
 
     emu = Emulator(seed="demo", port=port).start()
     os.environ.update(
-        {
-            "IMM_ENDPOINT": emu.endpoint,
-            "IMM_PROTOCOL": "http",
-            "IMM_REGION": emu.region,
-            "FC_REGION": emu.region,  # the function runs in the emulator's region too (its OSS, its MNS)
-            "OSS_ENDPOINT": emu.url,
-            "ALIBABA_CLOUD_ACCESS_KEY_ID": emu.access_key_id,
-            "ALIBABA_CLOUD_ACCESS_KEY_SECRET": emu.access_key_secret,
-        }
+        {"ALIBABA_CLOUD_ACCESS_KEY_ID": emu.access_key_id, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": emu.access_key_secret}
     )
     os.environ.pop("ALIBABA_CLOUD_SECURITY_TOKEN", None)
-    # Fan-out and the result topic stay local: their endpoints default to the emulator, where WORK_QUEUE's queue (a
-    # pump delivers it back) and RESULT_MNS_TOPIC's topic are made.
-    emulator_mns(emu)
+    # Fan-out and the result topic stay local too: their endpoints default to the emulator, where WORK_QUEUE's queue
+    # (a pump delivers it back) and RESULT_MNS_TOPIC's topic are made.
+    point_function_at(emu)
     return emu
 
 

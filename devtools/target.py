@@ -110,6 +110,22 @@ def unreachable(target: Target, timeout_s: float = 5.0) -> str | None:
 MNS_ENDPOINT_VARS = ("WORK_QUEUE_ENDPOINT", "RESULT_MNS_ENDPOINT")
 
 
+def point_function_at(emu: Any, env: MutableMapping[str, str] = os.environ) -> list[str]:
+    """Point the function's environment at the started emulator `emu` (`serve` and `invoke`): its IMM (over http),
+    its OSS, the function's own region and IMM's both the emulator's (one region for everything: its OSS checks V4's
+    region), and its MNS (`emulator_mns`, whose result this returns)."""
+    env.update(
+        {
+            "IMM_ENDPOINT": emu.endpoint,
+            "IMM_PROTOCOL": "http",
+            "IMM_REGION": emu.region,
+            "FC_REGION": emu.region,
+            "OSS_ENDPOINT": emu.url,
+        }
+    )
+    return emulator_mns(emu, env)
+
+
 def emulator_mns(emu: Any, env: MutableMapping[str, str] = os.environ) -> list[str]:
     """Keep MNS local when the tools run against the emulator `emu`: WORK_QUEUE_ENDPOINT and RESULT_MNS_ENDPOINT
     default to it (a value the user set is kept), and the WORK_QUEUE queue and RESULT_MNS_TOPIC topic are made in
