@@ -156,10 +156,17 @@ def imm_description(override: str | None) -> str:
         return f"the emulator at {override} (the queue is local and IMM_ENDPOINT is not set)"
     if os.environ.get("IMM_ENDPOINT", "").strip():
         return f"IMM_ENDPOINT={os.environ['IMM_ENDPOINT'].strip()}"
-    # The function's rule: IMM_REGION, else its own region (the context's this tool gives it: local_region()).
-    region = os.environ.get("IMM_REGION", "").strip() or local_region()
-    service = "imm-vpc" if os.environ.get("IMM_NETWORK", "").strip().lower() == "vpc" else "imm"
-    return f"{service}.{region}.aliyuncs.com (no IMM_ENDPOINT)"
+    # The function's own rule and host, for the region this tool's context gives it (local_region()).
+    from imm_batch_updater.config import Settings
+    from imm_batch_updater.context import EndpointUnknown, endpoint
+
+    settings = Settings.from_env()
+    region = settings.imm_region_for(settings.function_region(local_region()))
+    try:
+        host = endpoint("imm", None, variable="IMM_ENDPOINT", region=region, network=settings.imm_network).host
+    except EndpointUnknown as exc:
+        return f"no IMM endpoint ({exc})"
+    return f"{host} (no IMM_ENDPOINT)"
 
 
 def main(argv: list[str] | None = None) -> int:
