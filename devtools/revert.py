@@ -40,7 +40,15 @@ from imm_batch_updater.validation import validate
 def results_in(text: str) -> list[dict[str, Any]]:
     """The result objects in a results file or in outcome log lines. Lines that are not JSON objects (a server's
     banner, other output) and log lines other than `outcome` are skipped; ValueError when no result is left."""
+    return read_results(text)[0]
+
+
+def read_results(text: str) -> tuple[list[dict[str, Any]], int]:
+    """(`results_in(text)`, how many lines of log-line input look like outcome lines but are not JSON): each line is
+    parsed once. A line holding `"msg":"outcome"` that does not parse was cut short or damaged on the way: its batch
+    cannot be reverted, and that is said, never skipped like a banner."""
     stripped = text.strip()
+    unreadable = 0
     try:
         data = json.loads(stripped) if stripped else []
     except json.JSONDecodeError:
@@ -51,7 +59,7 @@ def results_in(text: str) -> list[dict[str, Any]]:
             try:
                 data.append(json.loads(line))
             except json.JSONDecodeError:
-                continue
+                unreadable += bool(_OUTCOME_LINE.search(line))
     if isinstance(data, dict):
         data = data["results"] if isinstance(data.get("results"), list) else [data]
     if not isinstance(data, list):
@@ -67,7 +75,10 @@ def results_in(text: str) -> list[dict[str, Any]]:
             'it holds no result: expected the function\'s answer {"results": [...]}, a JSON array of results, or '
             "outcome log lines (one JSON object per line)"
         )
-    return results
+    return results, unreadable
+
+
+_OUTCOME_LINE = re.compile(r'"msg"\s*:\s*"outcome"')
 
 
 def _messages_in_index_order(results: list[dict[str, Any]]) -> None:
@@ -83,29 +94,6 @@ def _messages_in_index_order(results: list[dict[str, Any]]) -> None:
         ordered = sorted((results[n] for n in group), key=lambda r: r["index"])  # stable: a selection's lines stay
         for n, result in zip(group, ordered, strict=True):
             results[n] = result
-
-
-_OUTCOME_LINE = re.compile(r'"msg"\s*:\s*"outcome"')
-
-
-def unreadable_outcome_lines(text: str) -> int:
-    """How many lines of log-line input look like outcome lines (`"msg":"outcome"`, written near a line's start)
-    but are not JSON: cut short or damaged on the way, their batches cannot be reverted (said, never skipped like
-    a banner)."""
-    stripped = text.strip()
-    try:
-        json.loads(stripped)
-        return 0
-    except json.JSONDecodeError:
-        pass
-    count = 0
-    for line in stripped.split("\n"):
-        if _OUTCOME_LINE.search(line):
-            try:
-                json.loads(line)
-            except json.JSONDecodeError:
-                count += 1
-    return count
 
 
 RESUME_FAILED = "updated, but ResumeBatch failed"  # apply.py's prefix: the update was made, only the resume not
@@ -294,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             with open(args.results, encoding="utf-8-sig") as file:  # a BOM (Windows editors) is not a line
                 text = file.read()
-        results = results_in(text)
+        results, unreadable = read_results(text)
     except OSError as exc:
         print(f"dev.py revert: cannot read {args.results}: {exc.strerror or exc}", file=sys.stderr)
         return 2
@@ -302,7 +290,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dev.py revert: {args.results} is not results or outcome log lines: {exc}", file=sys.stderr)
         return 2
     documents, notes = revert_documents(results, dry_run=args.dry_run)
-    unreadable = unreadable_outcome_lines(text)
     if unreadable:
         notes.insert(
             0,
